@@ -1,0 +1,610 @@
+"""Fold a chunk stream into the assistant's UI message, and into events.
+
+:class:`MessageAssembler` does what the AI SDK's own client does with a UI
+message stream (``processUIMessageStream``): it builds the message's parts
+(text, reasoning, step starts, tool parts with their states and approvals,
+sources, files, data parts replaced by id) and merges metadata. At the same
+time it maps each chunk to the events of :mod:`kai_core.events`, filling in
+what the wire leaves out (the tool name of an output chunk, the usage totals
+on finish).
+
+It also offers the API of kai-client's ``SSEStreamParser``
+(``process_event``, ``text``, ``tool_calls``, ``finished``, ...), so code
+written against that keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+from . import chunks as c
+from .events import (
+    AbortEvent,
+    DataEvent,
+    ErrorEvent,
+    Event,
+    FileEvent,
+    FinishEvent,
+    MessageMetadataEvent,
+    ReasoningEvent,
+    SourceEvent,
+    StepStartEvent,
+    TextEvent,
+    ToolApprovalRequestEvent,
+    ToolCallEvent,
+    ToolInputErrorEvent,
+    ToolOutputDeniedEvent,
+    ToolOutputErrorEvent,
+    UnknownEvent,
+    UsageEvent,
+    UsageInfo,
+)
+
+__all__ = ["MessageAssembler", "SSEStreamParser", "merge_metadata"]
+
+_NO_EVENTS: list[Event] = []
+_TERMINAL_TOOL_STATES = frozenset({"output-available", "output-error", "output-denied"})
+
+
+class _TextPart:
+    """A text or reasoning part whose text grows by deltas (joined on demand)."""
+
+    __slots__ = ("kind", "pieces", "state", "provider_metadata")
+
+    def __init__(self, kind: str, provider_metadata: Any = None, text: str = "") -> None:
+        self.kind = kind
+        self.pieces: list[str] = [text] if text else []
+        self.state = "streaming"
+        self.provider_metadata = provider_metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "text": "".join(self.pieces), "state": self.state}
+        if self.provider_metadata is not None:
+            out["providerMetadata"] = self.provider_metadata
+        return out
+
+
+def merge_metadata(base: Any, update: Any) -> Any:
+    """Deep-merge ``update`` into ``base`` as the SDK merges message metadata."""
+    if isinstance(base, dict) and isinstance(update, dict):
+        merged = dict(base)
+        for key, value in update.items():
+            merged[key] = merge_metadata(merged.get(key), value)
+        return merged
+    return update if update is not None else base
+
+
+def _wire_part(part: Any) -> dict[str, Any]:
+    return part.to_dict() if isinstance(part, _TextPart) else dict(part)
+
+
+class MessageAssembler:
+    """Builds one assistant UI message from its chunks and maps chunks to events.
+
+    :param message: an existing assistant message (a UI message dict, e.g. from
+        ``get_chat``) that an approval continuation will extend: when a ``start``
+        chunk repeats its id, new parts are appended to it.
+    :param agent_waiting: kai-agent only: ``agent_waiting(tool_name)`` is true when
+        that tool will wait for approval; its ``tool-input-available`` then also
+        yields a :class:`ToolApprovalRequestEvent` with ``transport="agent"``.
+    """
+
+    def __init__(
+        self,
+        message: dict[str, Any] | None = None,
+        *,
+        agent_waiting: Callable[[str], bool] | None = None,
+    ) -> None:
+        self._agent_waiting = agent_waiting
+        self._dispatch: dict[type, Callable[[Any], list[Event]]] = {
+            c.TextDeltaChunk: self._text_delta,
+            c.TextStartChunk: self._text_start,
+            c.TextEndChunk: self._text_end,
+            c.ReasoningStartChunk: self._reasoning_start,
+            c.ReasoningDeltaChunk: self._reasoning_delta,
+            c.ReasoningEndChunk: self._reasoning_end,
+            c.StartChunk: self._start,
+            c.StartStepChunk: self._start_step,
+            c.FinishStepChunk: self._finish_step,
+            c.ToolInputStartChunk: self._tool_input_start,
+            c.ToolInputDeltaChunk: self._tool_input_delta,
+            c.ToolInputAvailableChunk: self._tool_input_available,
+            c.ToolInputErrorChunk: self._tool_input_error,
+            c.ToolApprovalRequestChunk: self._tool_approval_request,
+            c.ToolOutputAvailableChunk: self._tool_output_available,
+            c.ToolOutputErrorChunk: self._tool_output_error,
+            c.ToolOutputDeniedChunk: self._tool_output_denied,
+            c.SourceUrlChunk: self._source_url,
+            c.SourceDocumentChunk: self._source_document,
+            c.FileChunk: self._file,
+            c.DataChunk: self._data,
+            c.FinishChunk: self._finish,
+            c.ErrorChunk: self._error,
+            c.AbortChunk: self._abort,
+            c.MessageMetadataChunk: self._message_metadata,
+            c.UnknownChunk: self._unknown,
+        }
+        self._seed = message
+        self.reset()
+
+    # -- state ---------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything (back to the message given at construction, if any)."""
+        message = self._seed
+        self.message_id: str | None = message.get("id") if message else None
+        self._parts: list[Any] = []
+        self._tool_parts: dict[str, dict[str, Any]] = {}
+        self._metadata: Any = message.get("metadata") if message else None
+        if message:
+            for part in message.get("parts", []):
+                part = dict(part)
+                self._parts.append(part)
+                call_id = part.get("toolCallId")
+                if isinstance(call_id, str):
+                    self._tool_parts[call_id] = part
+        self._active_text: dict[str, _TextPart] = {}
+        self._active_reasoning: dict[str, _TextPart] = {}
+        self._tool_input_text: dict[str, list[str]] = {}
+        self._data_parts: dict[tuple[str, str], dict[str, Any]] = {}
+        self._text_pieces: list[str] = []
+        self._tool_calls: dict[str, ToolCallEvent] = {}
+        self._pending: dict[str, ToolApprovalRequestEvent] = {}
+        self._usage = [0, 0, 0, 0, 0, 0]
+        self._usage_total_given = False
+        self._last_chunk: Any = None
+        self.finished = False
+        self.finish_reason: str | None = None
+        self.error: str | None = None
+        self.aborted = False
+        self.abort_reason: str | None = None
+        self.chunk_count = 0
+
+    # -- public API ----------------------------------------------------------
+
+    def feed(self, chunk: c.Chunk) -> list[Event]:
+        """Fold one chunk into the message; return the events it maps to."""
+        self._last_chunk = chunk
+        self.chunk_count += 1
+        return self._dispatch[type(chunk)](chunk)
+
+    def feed_all(self, chunks: Iterable[c.Chunk]) -> list[Event]:
+        """Feed several chunks; return all their events in order."""
+        out: list[Event] = []
+        for chunk in chunks:
+            out.extend(self.feed(chunk))
+        return out
+
+    def process_event(self, event: Event) -> None:
+        """kai-client's ``SSEStreamParser.process_event``: fold the event's chunk.
+
+        Events that come from the chunk just fed (a chunk can yield two events)
+        are not folded twice.
+        """
+        if event.chunk is not None and event.chunk is not self._last_chunk:
+            self.feed(event.chunk)
+
+    def tool_name(self, tool_call_id: str) -> str | None:
+        """The name of the tool behind ``tool_call_id``, if the message has that call."""
+        part = self._tool_parts.get(tool_call_id)
+        if part is None:
+            return None
+        return _part_tool_name(part)
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant UI message as the SDK's client would hold it."""
+        out: dict[str, Any] = {
+            "id": self.message_id,
+            "role": "assistant",
+            "parts": [_wire_part(p) for p in self._parts],
+        }
+        if self._metadata is not None:
+            out["metadata"] = self._metadata
+        return out
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        """The message's parts (a copy)."""
+        return [_wire_part(p) for p in self._parts]
+
+    @property
+    def metadata(self) -> Any:
+        """The message metadata merged so far."""
+        return self._metadata
+
+    @property
+    def text(self) -> str:
+        """All answer text received by this assembler, concatenated."""
+        return "".join(self._text_pieces)
+
+    @property
+    def tool_calls(self) -> dict[str, ToolCallEvent]:
+        """The latest :class:`ToolCallEvent` of each tool call, by id."""
+        return dict(self._tool_calls)
+
+    @property
+    def pending_approvals(self) -> list[ToolApprovalRequestEvent]:
+        """Approval requests whose tool has not produced an outcome yet."""
+        return list(self._pending.values())
+
+    @property
+    def usage(self) -> UsageInfo:
+        """Token usage summed over the steps seen."""
+        p, comp, total, cr, cw, r = self._usage
+        return UsageInfo(
+            prompt_tokens=p,
+            completion_tokens=comp,
+            total_tokens=total if self._usage_total_given else p + comp,
+            cache_read_tokens=cr,
+            cache_write_tokens=cw,
+            reasoning_tokens=r,
+        )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Prompt tokens summed over steps."""
+        return self._usage[0]
+
+    @property
+    def completion_tokens(self) -> int:
+        """Completion tokens summed over steps."""
+        return self._usage[1]
+
+    @property
+    def total_tokens(self) -> int:
+        """Total tokens (the server's figure when it sends one, else prompt + completion)."""
+        return self.usage.total_tokens
+
+    # -- chunk handlers --------------------------------------------------------
+
+    def _start(self, chunk: c.StartChunk) -> list[Event]:
+        if chunk.message_id is not None and chunk.message_id != self.message_id:
+            if self._parts and self.message_id is not None:
+                # A different message: start afresh, as the SDK does.
+                self._seed = None
+                self.reset()
+                self._last_chunk = chunk
+                self.chunk_count = 1
+            self.message_id = chunk.message_id
+        if chunk.message_metadata is not None:
+            self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
+        return _NO_EVENTS
+
+    def _start_step(self, chunk: c.StartStepChunk) -> list[Event]:
+        self._parts.append({"type": "step-start"})
+        return [StepStartEvent(chunk=chunk)]
+
+    def _finish_step(self, chunk: c.FinishStepChunk) -> list[Event]:
+        self._active_text.clear()
+        self._active_reasoning.clear()
+        return _NO_EVENTS
+
+    def _text_start(self, chunk: c.TextStartChunk) -> list[Event]:
+        part = _TextPart("text", chunk.provider_metadata)
+        self._active_text[chunk.id] = part
+        self._parts.append(part)
+        return _NO_EVENTS
+
+    def _text_delta(self, chunk: c.TextDeltaChunk) -> list[Event]:
+        part = self._active_text.get(chunk.id)
+        if part is None:  # a delta without its start: keep the text anyway
+            part = _TextPart("text")
+            self._active_text[chunk.id] = part
+            self._parts.append(part)
+        part.pieces.append(chunk.delta)
+        self._text_pieces.append(chunk.delta)
+        return [TextEvent(text=chunk.delta, state="streaming", chunk=chunk)]
+
+    def _text_end(self, chunk: c.TextEndChunk) -> list[Event]:
+        part = self._active_text.pop(chunk.id, None)
+        if part is not None:
+            part.state = "done"
+            if chunk.provider_metadata is not None:
+                part.provider_metadata = chunk.provider_metadata
+        return _NO_EVENTS
+
+    def _reasoning_start(self, chunk: c.ReasoningStartChunk) -> list[Event]:
+        part = _TextPart("reasoning", chunk.provider_metadata)
+        self._active_reasoning[chunk.id] = part
+        self._parts.append(part)
+        return _NO_EVENTS
+
+    def _reasoning_delta(self, chunk: c.ReasoningDeltaChunk) -> list[Event]:
+        part = self._active_reasoning.get(chunk.id)
+        if part is None:
+            part = _TextPart("reasoning")
+            self._active_reasoning[chunk.id] = part
+            self._parts.append(part)
+        part.pieces.append(chunk.delta)
+        return [ReasoningEvent(text=chunk.delta, id=chunk.id, chunk=chunk)]
+
+    def _reasoning_end(self, chunk: c.ReasoningEndChunk) -> list[Event]:
+        part = self._active_reasoning.pop(chunk.id, None)
+        if part is not None:
+            part.state = "done"
+        return _NO_EVENTS
+
+    def _tool_part(
+        self, tool_call_id: str, tool_name: str | None = None, dynamic: bool | None = None
+    ) -> dict[str, Any]:
+        part = self._tool_parts.get(tool_call_id)
+        if part is None:
+            if dynamic:
+                part = {"type": "dynamic-tool", "toolName": tool_name, "toolCallId": tool_call_id}
+            else:
+                part = {"type": f"tool-{tool_name or 'unknown'}", "toolCallId": tool_call_id}
+            self._tool_parts[tool_call_id] = part
+            self._parts.append(part)
+        return part
+
+    @staticmethod
+    def _copy_tool_fields(part: dict[str, Any], chunk: Any) -> None:
+        if getattr(chunk, "provider_executed", None) is not None:
+            part["providerExecuted"] = chunk.provider_executed
+        if getattr(chunk, "title", None) is not None:
+            part["title"] = chunk.title
+        if getattr(chunk, "tool_metadata", None) is not None:
+            part["toolMetadata"] = chunk.tool_metadata
+        if getattr(chunk, "provider_metadata", None) is not None:
+            part["callProviderMetadata"] = chunk.provider_metadata
+
+    def _tool_event(self, part: dict[str, Any], chunk: Any, state: str) -> ToolCallEvent:
+        event = ToolCallEvent(
+            tool_call_id=part["toolCallId"],
+            tool_name=_part_tool_name(part),
+            state=state,
+            input=part.get("input"),
+            output=part.get("output"),
+            approval=part.get("approval"),
+            dynamic=part["type"] == "dynamic-tool",
+            preliminary=bool(part.get("preliminary")),
+            chunk=chunk,
+        )
+        self._tool_calls[event.tool_call_id] = event
+        return event
+
+    def _tool_input_start(self, chunk: c.ToolInputStartChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, chunk.tool_name, chunk.dynamic)
+        part["state"] = "input-streaming"
+        part["input"] = None
+        self._copy_tool_fields(part, chunk)
+        self._tool_input_text[chunk.tool_call_id] = []
+        return [self._tool_event(part, chunk, "started")]
+
+    def _tool_input_delta(self, chunk: c.ToolInputDeltaChunk) -> list[Event]:
+        self._tool_input_text.setdefault(chunk.tool_call_id, []).append(chunk.input_text_delta)
+        return _NO_EVENTS
+
+    def partial_input(self, tool_call_id: str) -> str:
+        """The tool input text streamed so far (for previews; not necessarily JSON yet)."""
+        return "".join(self._tool_input_text.get(tool_call_id, ()))
+
+    def _tool_input_available(self, chunk: c.ToolInputAvailableChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, chunk.tool_name, chunk.dynamic)
+        part["state"] = "input-available"
+        part["input"] = chunk.input
+        self._copy_tool_fields(part, chunk)
+        self._tool_input_text.pop(chunk.tool_call_id, None)
+        event = self._tool_event(part, chunk, "input-available")
+        if self._agent_waiting is not None and self._agent_waiting(chunk.tool_name):
+            request = ToolApprovalRequestEvent(
+                approval_id=chunk.tool_call_id,
+                tool_call_id=chunk.tool_call_id,
+                tool_name=chunk.tool_name,
+                input=chunk.input,
+                transport="agent",
+                chunk=chunk,
+            )
+            self._pending[chunk.tool_call_id] = request
+            return [event, request]
+        return [event]
+
+    def _tool_input_error(self, chunk: c.ToolInputErrorChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, chunk.tool_name, chunk.dynamic)
+        part["state"] = "output-error"
+        part["input"] = chunk.input
+        part["errorText"] = chunk.error_text
+        self._copy_tool_fields(part, chunk)
+        self._tool_input_text.pop(chunk.tool_call_id, None)
+        return [
+            ToolInputErrorEvent(
+                tool_call_id=chunk.tool_call_id,
+                tool_name=chunk.tool_name,
+                input=chunk.input,
+                error_text=chunk.error_text,
+                chunk=chunk,
+            )
+        ]
+
+    def _tool_approval_request(self, chunk: c.ToolApprovalRequestChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id)
+        approval: dict[str, Any] = {"id": chunk.approval_id}
+        if chunk.approval_descriptor is not None:
+            approval["descriptor"] = chunk.approval_descriptor
+        if chunk.input_schema_input is not None:
+            approval["inputSchemaInput"] = chunk.input_schema_input
+        if chunk.signature is not None:
+            approval["signature"] = chunk.signature
+        part["state"] = "approval-requested"
+        part["approval"] = approval
+        request = ToolApprovalRequestEvent(
+            approval_id=chunk.approval_id,
+            tool_call_id=chunk.tool_call_id,
+            tool_name=_part_tool_name(part),
+            input=part.get("input"),
+            approval=dict(approval),
+            transport="v6",
+            chunk=chunk,
+        )
+        self._pending[chunk.tool_call_id] = request
+        return [request]
+
+    def _settle(self, tool_call_id: str) -> None:
+        self._pending.pop(tool_call_id, None)
+
+    def _tool_output_available(self, chunk: c.ToolOutputAvailableChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, dynamic=chunk.dynamic)
+        part["state"] = "output-available"
+        part["output"] = chunk.output
+        if chunk.preliminary:
+            part["preliminary"] = True
+        else:
+            part.pop("preliminary", None)
+        if chunk.provider_metadata is not None:
+            part["resultProviderMetadata"] = chunk.provider_metadata
+        approval = part.get("approval")
+        if isinstance(approval, dict) and "approved" not in approval:
+            part["approval"] = {**approval, "approved": True}
+        self._settle(chunk.tool_call_id)
+        return [self._tool_event(part, chunk, "output-available")]
+
+    def _tool_output_error(self, chunk: c.ToolOutputErrorChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, dynamic=chunk.dynamic)
+        part["state"] = "output-error"
+        part["errorText"] = chunk.error_text
+        self._settle(chunk.tool_call_id)
+        return [
+            ToolOutputErrorEvent(
+                tool_call_id=chunk.tool_call_id,
+                tool_name=_part_tool_name(part),
+                error_text=chunk.error_text,
+                chunk=chunk,
+            )
+        ]
+
+    def _tool_output_denied(self, chunk: c.ToolOutputDeniedChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id)
+        part["state"] = "output-denied"
+        approval = part.get("approval")
+        if isinstance(approval, dict) and "approved" not in approval:
+            part["approval"] = {**approval, "approved": False}
+        self._settle(chunk.tool_call_id)
+        return [
+            ToolOutputDeniedEvent(
+                tool_call_id=chunk.tool_call_id, tool_name=_part_tool_name(part), chunk=chunk
+            )
+        ]
+
+    def _source_url(self, chunk: c.SourceUrlChunk) -> list[Event]:
+        self._parts.append(msgspec.to_builtins(chunk) | {"type": "source-url"})
+        return [
+            SourceEvent(
+                source_type="url",
+                source_id=chunk.source_id,
+                url=chunk.url,
+                title=chunk.title,
+                chunk=chunk,
+            )
+        ]
+
+    def _source_document(self, chunk: c.SourceDocumentChunk) -> list[Event]:
+        self._parts.append(msgspec.to_builtins(chunk) | {"type": "source-document"})
+        return [
+            SourceEvent(
+                source_type="document",
+                source_id=chunk.source_id,
+                title=chunk.title,
+                media_type=chunk.media_type,
+                filename=chunk.filename,
+                chunk=chunk,
+            )
+        ]
+
+    def _file(self, chunk: c.FileChunk) -> list[Event]:
+        self._parts.append(msgspec.to_builtins(chunk) | {"type": "file"})
+        return [FileEvent(url=chunk.url, media_type=chunk.media_type, chunk=chunk)]
+
+    def _data(self, chunk: c.DataChunk) -> list[Event]:
+        if not chunk.transient:
+            key = (chunk.type, chunk.id) if chunk.id is not None else None
+            existing = self._data_parts.get(key) if key else None
+            if existing is not None:
+                existing["data"] = chunk.data
+            else:
+                part: dict[str, Any] = {"type": chunk.type}
+                if chunk.id is not None:
+                    part["id"] = chunk.id
+                part["data"] = chunk.data
+                self._parts.append(part)
+                if key:
+                    self._data_parts[key] = part
+        if chunk.type == "data-usage" and isinstance(chunk.data, dict):
+            usage = _usage_from(chunk.data)
+            acc = self._usage
+            acc[0] += usage.prompt_tokens
+            acc[1] += usage.completion_tokens
+            acc[2] += usage.total_tokens or (usage.prompt_tokens + usage.completion_tokens)
+            self._usage_total_given |= bool(usage.total_tokens)
+            acc[3] += usage.cache_read_tokens
+            acc[4] += usage.cache_write_tokens
+            acc[5] += usage.reasoning_tokens
+            return [UsageEvent(usage=usage, chunk=chunk)]
+        return [
+            DataEvent(
+                type=chunk.type,
+                data=chunk.data,
+                id=chunk.id,
+                transient=bool(chunk.transient),
+                chunk=chunk,
+            )
+        ]
+
+    def _finish(self, chunk: c.FinishChunk) -> list[Event]:
+        self.finished = True
+        self.finish_reason = chunk.finish_reason
+        if chunk.message_metadata is not None:
+            self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
+        self._active_text.clear()
+        self._active_reasoning.clear()
+        return [FinishEvent(finish_reason=chunk.finish_reason, usage=self.usage, chunk=chunk)]
+
+    def _error(self, chunk: c.ErrorChunk) -> list[Event]:
+        self.error = chunk.error_text
+        return [ErrorEvent(message=chunk.error_text, chunk=chunk)]
+
+    def _abort(self, chunk: c.AbortChunk) -> list[Event]:
+        self.aborted = True
+        self.abort_reason = chunk.reason
+        return [AbortEvent(reason=chunk.reason, chunk=chunk)]
+
+    def _message_metadata(self, chunk: c.MessageMetadataChunk) -> list[Event]:
+        self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
+        return [MessageMetadataEvent(metadata=chunk.message_metadata, chunk=chunk)]
+
+    def _unknown(self, chunk: c.UnknownChunk) -> list[Event]:
+        try:
+            data = chunk.data
+        except msgspec.DecodeError:
+            data = {}
+        return [UnknownEvent(type=chunk.type, data=data, chunk=chunk)]
+
+
+SSEStreamParser = MessageAssembler
+"""kai-client's name for the stateful stream parser."""
+
+
+def _part_tool_name(part: dict[str, Any]) -> str | None:
+    name = part.get("toolName")
+    if isinstance(name, str):
+        return name
+    kind = part.get("type", "")
+    return kind[5:] if isinstance(kind, str) and kind.startswith("tool-") else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _usage_from(data: dict[str, Any]) -> UsageInfo:
+    return UsageInfo(
+        prompt_tokens=_int(data.get("promptTokens")),
+        completion_tokens=_int(data.get("completionTokens")),
+        total_tokens=_int(data.get("totalTokens")),
+        cache_read_tokens=_int(data.get("cacheReadTokens")),
+        cache_write_tokens=_int(data.get("cacheWriteTokens")),
+        reasoning_tokens=_int(data.get("reasoningTokens")),
+    )

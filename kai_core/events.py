@@ -1,0 +1,270 @@
+"""The events a caller receives: kai-client's vocabulary, made complete.
+
+Every wire chunk maps to zero or more events (the table is in
+``docs/events.md``). Events are frozen msgspec Structs; each has a ``type``
+(the same strings kai-client uses: ``text``, ``tool-call``, ...) and
+``chunk``, the chunk it came from. :func:`event_to_dict` gives the JSON shape
+kai-client's ``--json-output`` prints (snake_case fields, ``null`` for absent
+values), so scripts written for it keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Final, Literal, TypeAlias
+
+import msgspec
+
+from .chunks import Chunk
+
+__all__ = [
+    "AbortEvent",
+    "DataEvent",
+    "ErrorEvent",
+    "Event",
+    "FileEvent",
+    "FinishEvent",
+    "MessageMetadataEvent",
+    "ReasoningEvent",
+    "SourceEvent",
+    "StepStartEvent",
+    "TextEvent",
+    "ToolApprovalRequestEvent",
+    "ToolCallEvent",
+    "ToolInputErrorEvent",
+    "ToolOutputDeniedEvent",
+    "ToolOutputErrorEvent",
+    "UnknownEvent",
+    "UsageEvent",
+    "UsageInfo",
+    "event_to_dict",
+    "event_to_json",
+]
+
+ToolCallState: TypeAlias = Literal["started", "input-available", "output-available"]
+ApprovalTransport: TypeAlias = Literal["v6", "agent"]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every event: ``chunk`` is the wire chunk the event came from."""
+
+    type: ClassVar[str]
+    chunk: Chunk | None = None
+
+
+class UsageInfo(msgspec.Struct, frozen=True):
+    """Token counts, from Kai's ``data-usage`` parts (summed over steps on finish)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class TextEvent(_Event, frozen=True, kw_only=True):
+    """A piece of the answer's text (one ``text-delta``)."""
+
+    type: ClassVar[str] = "text"
+    text: str
+    state: str | None = None
+
+
+class ReasoningEvent(_Event, frozen=True, kw_only=True):
+    """A piece of the model's reasoning (one ``reasoning-delta``)."""
+
+    type: ClassVar[str] = "reasoning"
+    text: str
+    id: str | None = None
+
+
+class StepStartEvent(_Event, frozen=True, kw_only=True):
+    """A new model step begins (``start-step``)."""
+
+    type: ClassVar[str] = "step-start"
+
+
+class ToolCallEvent(_Event, frozen=True, kw_only=True):
+    """A tool call changed state: ``started``, ``input-available`` or ``output-available``.
+
+    ``tool_name`` is always set, also for output chunks (which carry no name on
+    the wire): it is looked up by ``tool_call_id``.
+    """
+
+    type: ClassVar[str] = "tool-call"
+    tool_call_id: str
+    tool_name: str | None = None
+    state: str
+    input: Any = None
+    output: Any = None
+    approval: dict[str, Any] | None = None
+    dynamic: bool = False
+    preliminary: bool = False
+
+
+class ToolApprovalRequestEvent(_Event, frozen=True, kw_only=True):
+    """A tool waits for the user's decision.
+
+    ``transport`` says how to answer: ``"v6"`` (kai-assistant, or any
+    ``tool-approval-request`` chunk): re-POST the assistant message with the
+    part answered (:meth:`KaiClient.approve_tool`); ``"agent"`` (kai-agent):
+    the stream stays open until :meth:`KaiClient.submit_approval` answers it;
+    ``approval_id`` is then the tool call id.
+    ``approval`` is the wire approval object to echo back (v6 only).
+    """
+
+    type: ClassVar[str] = "tool-approval-request"
+    approval_id: str
+    tool_call_id: str
+    tool_name: str | None = None
+    input: Any = None
+    approval: dict[str, Any] | None = None
+    transport: ApprovalTransport = "v6"
+
+
+class ToolOutputErrorEvent(_Event, frozen=True, kw_only=True):
+    """A tool failed while running."""
+
+    type: ClassVar[str] = "tool-output-error"
+    tool_call_id: str
+    error_text: str
+    tool_name: str | None = None
+
+
+class ToolInputErrorEvent(_Event, frozen=True, kw_only=True):
+    """The model called an unknown tool or gave input failing the tool's schema."""
+
+    type: ClassVar[str] = "tool-input-error"
+    tool_call_id: str
+    error_text: str
+    tool_name: str | None = None
+    input: Any = None
+
+
+class ToolOutputDeniedEvent(_Event, frozen=True, kw_only=True):
+    """The tool was denied by the user and did not run."""
+
+    type: ClassVar[str] = "tool-output-denied"
+    tool_call_id: str
+    tool_name: str | None = None
+
+
+class SourceEvent(_Event, frozen=True, kw_only=True):
+    """A source the answer cites: ``source_type`` is ``url`` or ``document``."""
+
+    type: ClassVar[str] = "source"
+    source_type: str
+    source_id: str
+    url: str | None = None
+    title: str | None = None
+    media_type: str | None = None
+    filename: str | None = None
+
+
+class FileEvent(_Event, frozen=True, kw_only=True):
+    """A generated file (often a ``data:`` URL)."""
+
+    type: ClassVar[str] = "file"
+    url: str
+    media_type: str
+
+
+class UsageEvent(_Event, frozen=True, kw_only=True):
+    """Token usage of one step (Kai's ``data-usage`` part)."""
+
+    type: ClassVar[str] = "data-usage"
+    usage: UsageInfo
+
+
+class DataEvent(_Event, frozen=True, kw_only=True):
+    """A custom ``data-<name>`` part other than usage; ``type`` is the wire type."""
+
+    type: str  # type: ignore[misc]
+    data: Any = None
+    id: str | None = None
+    transient: bool = False
+
+    @property
+    def name(self) -> str:
+        """The part name after ``data-``."""
+        return self.type[5:]
+
+
+class FinishEvent(_Event, frozen=True, kw_only=True):
+    """The answer is complete. ``usage`` sums the steps of this response."""
+
+    type: ClassVar[str] = "finish"
+    finish_reason: str | None = None
+    usage: UsageInfo | None = None
+
+
+class ErrorEvent(_Event, frozen=True, kw_only=True):
+    """The server reported an error in the stream; ``message`` is its ``errorText``."""
+
+    type: ClassVar[str] = "error"
+    message: str
+    code: str | None = None
+
+
+class AbortEvent(_Event, frozen=True, kw_only=True):
+    """The server aborted the answer."""
+
+    type: ClassVar[str] = "abort"
+    reason: str | None = None
+
+
+class MessageMetadataEvent(_Event, frozen=True, kw_only=True):
+    """Metadata for the message (merged into ``message.metadata``)."""
+
+    type: ClassVar[str] = "message-metadata"
+    metadata: Any = None
+
+
+class UnknownEvent(_Event, frozen=True, kw_only=True):
+    """A chunk type this client does not know; ``data`` is its JSON object."""
+
+    type: str  # type: ignore[misc]
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+Event: TypeAlias = (
+    TextEvent
+    | ReasoningEvent
+    | StepStartEvent
+    | ToolCallEvent
+    | ToolApprovalRequestEvent
+    | ToolOutputErrorEvent
+    | ToolInputErrorEvent
+    | ToolOutputDeniedEvent
+    | SourceEvent
+    | FileEvent
+    | UsageEvent
+    | DataEvent
+    | FinishEvent
+    | ErrorEvent
+    | AbortEvent
+    | MessageMetadataEvent
+    | UnknownEvent
+)
+"""Any event a stream, a replay or an assembler yields."""
+
+_fields_cache: dict[type, tuple[str, ...]] = {}
+_json: Final = msgspec.json.Encoder()
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """The event as kai-client's ``--json-output`` prints it: ``type`` first, no ``chunk``."""
+    cls = type(event)
+    names = _fields_cache.get(cls)
+    if names is None:
+        names = tuple(f for f in cls.__struct_fields__ if f not in ("chunk", "type"))
+        _fields_cache[cls] = names
+    out: dict[str, Any] = {"type": event.type}
+    for name in names:
+        out[name] = msgspec.to_builtins(getattr(event, name))
+    return out
+
+
+def event_to_json(event: Event) -> bytes:
+    """:func:`event_to_dict` encoded as one line of compact JSON."""
+    return _json.encode(event_to_dict(event))

@@ -1,0 +1,3 @@
+from kai_shell.cli import main
+
+main()
