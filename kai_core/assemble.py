@@ -560,7 +560,14 @@ class MessageAssembler:
             self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
         self._active_text.clear()
         self._active_reasoning.clear()
-        return [FinishEvent(finish_reason=chunk.finish_reason, usage=self.usage, chunk=chunk)]
+        return [
+            FinishEvent(
+                finish_reason=chunk.finish_reason,
+                usage=self.usage,
+                message_id=self.message_id,
+                chunk=chunk,
+            )
+        ]
 
     def _error(self, chunk: c.ErrorChunk) -> list[Event]:
         self.error = chunk.error_text

@@ -18,6 +18,7 @@ from .chunks import Chunk
 
 __all__ = [
     "AbortEvent",
+    "ApprovalDecisionEvent",
     "DataEvent",
     "ErrorEvent",
     "Event",
@@ -196,6 +197,7 @@ class FinishEvent(_Event, frozen=True, kw_only=True):
     type: ClassVar[str] = "finish"
     finish_reason: str | None = None
     usage: UsageInfo | None = None
+    message_id: str | None = None
 
 
 class ErrorEvent(_Event, frozen=True, kw_only=True):
@@ -211,6 +213,22 @@ class AbortEvent(_Event, frozen=True, kw_only=True):
 
     type: ClassVar[str] = "abort"
     reason: str | None = None
+
+
+class ApprovalDecisionEvent(_Event, frozen=True, kw_only=True):
+    """A decision on a tool approval request, made on this side (not a wire chunk).
+
+    ``decided_by`` names the policy plugin, ``user``, or ``no-terminal`` when
+    nobody could be asked and the tool was rejected.
+    """
+
+    type: ClassVar[str] = "approval-decision"
+    approval_id: str
+    tool_call_id: str
+    tool_name: str | None = None
+    approved: bool
+    reason: str | None = None
+    decided_by: str
 
 
 class MessageMetadataEvent(_Event, frozen=True, kw_only=True):
@@ -244,6 +262,7 @@ Event: TypeAlias = (
     | ErrorEvent
     | AbortEvent
     | MessageMetadataEvent
+    | ApprovalDecisionEvent
     | UnknownEvent
 )
 """Any event a stream, a replay or an assembler yields."""

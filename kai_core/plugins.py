@@ -1,0 +1,174 @@
+"""Finding, loading and calling plugins, with each plugin's failures isolated.
+
+Plugins come from the ``kai`` entry-point group. The built-in plugins ship
+in this project's own entry points and always load. Third-party ones load
+unless ``KAI_LOAD_PLUGINS`` says otherwise: set to an empty string it loads
+none, set to ``name1,name2`` only those (by entry-point name).
+
+pluggy stops a whole hook call when one implementation raises. kai calls the
+implementations one by one instead (:meth:`Plugins.call_each`,
+:meth:`Plugins.call_first`): a plugin that raises is reported once, through
+the ``report`` callback, and disabled for the rest of the session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+__all__ = ["BUILTIN_DIST", "PluginFailure", "Plugins", "ENV_LOAD_PLUGINS"]
+
+ENV_LOAD_PLUGINS = "KAI_LOAD_PLUGINS"
+BUILTIN_DIST = "kai"
+
+
+class PluginFailure(Exception):
+    """Raised by :meth:`Plugins.call_first` when ``fail_closed`` and a plugin raised."""
+
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        super().__init__(f"plugin {plugin!r} failed: {error!r}")
+        self.plugin = plugin
+        self.error = error
+
+
+def _default_report(message: str) -> None:
+    import sys
+
+    print(f"kai: {message}", file=sys.stderr)
+
+
+class Plugins:
+    """The plugin manager of one session (no global state).
+
+    :param load_entry_points: load plugins from the ``kai`` entry-point group.
+    :param report: called with one line when a plugin fails (once per plugin).
+    """
+
+    def __init__(
+        self,
+        *,
+        load_entry_points: bool = True,
+        report: Callable[[str], None] = _default_report,
+    ) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.report = report
+        self._disabled: set[tuple[str, str]] = set()
+        self.load_errors: list[str] = []
+        if load_entry_points:
+            self._load_entry_points()
+        self.pm.check_pending()
+
+    def _load_entry_points(self) -> None:
+        wanted_raw = os.environ.get(ENV_LOAD_PLUGINS)
+        wanted = (
+            None if wanted_raw is None else {n.strip() for n in wanted_raw.split(",") if n.strip()}
+        )
+        for ep in entry_points(group=hookspecs.PROJECT):
+            dist = ep.dist.name if ep.dist is not None else ""
+            builtin = dist == BUILTIN_DIST
+            if not builtin and wanted is not None and ep.name not in wanted:
+                continue
+            if self.pm.get_plugin(ep.name) is not None:
+                continue
+            try:
+                plugin = ep.load()
+                self.pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not stop kai
+                message = f"could not load plugin {ep.name!r}: {exc}"
+                self.load_errors.append(message)
+                self.report(message)
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register a plugin object (a module or an instance with hook implementations)."""
+        registered = self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        return registered
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin by name."""
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+
+    def names(self) -> list[str]:
+        """The names of the registered plugins."""
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every plugin with the hooks it implements (for ``kai plugins``)."""
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = sorted(h.name for h in (self.pm.get_hookcallers(plugin) or []))
+            dist = self.pm.get_plugin(name)
+            rows.append(
+                {
+                    "name": name,
+                    "hooks": hooks,
+                    "builtin": getattr(dist, "__name__", "").startswith("kai_plugins"),
+                }
+            )
+        return rows
+
+    def _impls(self, hook_name: str) -> Iterator[pluggy.HookImpl]:
+        caller = getattr(self.pm.hook, hook_name)
+        # pluggy calls implementations in reverse registration order, honouring
+        # tryfirst/trylast; get_hookimpls() lists them the other way round.
+        for impl in reversed(caller.get_hookimpls()):
+            if (impl.plugin_name, hook_name) not in self._disabled:
+                yield impl
+
+    def _failed(self, impl: pluggy.HookImpl, hook_name: str, exc: BaseException) -> None:
+        self._disabled.add((impl.plugin_name, hook_name))
+        self.report(
+            f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+            f"{type(exc).__name__}: {exc} (disabled for this session)"
+        )
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation; return ``(plugin name, result)`` for non-None results."""
+        results = []
+        for impl in list(self._impls(hook_name)):
+            try:
+                result = impl.function(*(kwargs[a] for a in impl.argnames))
+            except Exception as exc:
+                self._failed(impl, hook_name, exc)
+                continue
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def call_first(
+        self, hook_name: str, *, fail_closed: bool = False, **kwargs: Any
+    ) -> tuple[str, Any] | None:
+        """Call implementations in order until one returns non-None.
+
+        :param fail_closed: when an implementation raises, raise
+            :class:`PluginFailure` instead of going on to the next (approval
+            policies: a policy that fails must not let a later one approve).
+        :returns: ``(plugin name, result)`` or None when none had an opinion.
+        """
+        for impl in list(self._impls(hook_name)):
+            try:
+                result = impl.function(*(kwargs[a] for a in impl.argnames))
+            except Exception as exc:
+                self._failed(impl, hook_name, exc)
+                if fail_closed:
+                    raise PluginFailure(impl.plugin_name, exc) from exc
+                continue
+            if result is not None:
+                return impl.plugin_name, result
+        return None
+
+    def renderers(self) -> dict[str, Any]:
+        """All named renderer factories offered by plugins."""
+        found: dict[str, Any] = {}
+        for _, mapping in self.call_each("kai_register_renderers"):
+            found.update(mapping)
+        return found

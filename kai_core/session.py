@@ -1,0 +1,292 @@
+"""One conversation: send, stream, get approvals decided and answered, vote.
+
+:class:`Session` is the loop the CLI, the shell and embedding apps share.
+For each message it streams the answer's events and, when a tool waits for
+approval, asks the approval policies (plugins), then the front end's ``ask``
+callback, and answers the server with the transport the request needs:
+
+* ``agent`` (kai-agent): the stream stays open and waits; the session posts
+  the decision to the approval endpoint and reads on.
+* ``v6`` (kai-assistant): the response ends with the requests; the session
+  decides every pending request of the message and answers them all in one
+  re-POST, whose continuation stream it then reads.
+
+No decision is ever an accident: a policy that raises rejects, and with no
+one to ask the tool is rejected, with the reason logged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .events import (
+    ApprovalDecisionEvent,
+    ErrorEvent,
+    Event,
+    FinishEvent,
+    TextEvent,
+    ToolApprovalRequestEvent,
+    ToolCallEvent,
+    ToolOutputErrorEvent,
+)
+from .exceptions import KaiError
+from .plugins import PluginFailure, Plugins
+from .policy import AnswerInfo, ApprovalContext, ApprovalDecision, ApprovalRequest, VoteDecision
+
+if TYPE_CHECKING:
+    from .client import KaiClient
+
+__all__ = ["AskApproval", "AskVote", "Session", "NO_TERMINAL_REASON"]
+
+AskApproval = Callable[[ApprovalRequest], Awaitable[ApprovalDecision | None]]
+"""A front end's way to ask the user about a tool; None means no answer (reject)."""
+AskVote = Callable[[AnswerInfo], Awaitable[VoteDecision | None]]
+"""A front end's way to ask the user for a vote after an answer."""
+
+NO_TERMINAL_REASON = (
+    "no terminal to ask for approval; approve with --auto-approve or a --policy rule"
+)
+
+
+class Session:
+    """A conversation with Kai on one chat.
+
+    :param client: an open :class:`~kai_core.client.KaiClient`.
+    :param chat_id: the chat to continue; a new one when None.
+    :param plugins: the plugin manager whose approval and voting hooks apply.
+    :param ask: asks the user about a tool no policy decided; None = nobody
+        to ask, such tools are rejected.
+    :param ask_vote: asks the user for a vote after each answer (optional).
+    """
+
+    def __init__(
+        self,
+        client: KaiClient,
+        *,
+        chat_id: str | None = None,
+        plugins: Plugins | None = None,
+        ask: AskApproval | None = None,
+        ask_vote: AskVote | None = None,
+    ) -> None:
+        self.client = client
+        self.chat_id = chat_id or client.new_chat_id()
+        self.plugins = plugins or Plugins(load_entry_points=False)
+        self.ask = ask
+        self.ask_vote = ask_vote
+        self.last_answer: AnswerInfo | None = None
+        self.last_message_id: str | None = None
+        self.pending: dict[str, ToolApprovalRequestEvent] = {}
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send(self, text: str, **options: Any) -> AsyncIterator[Event]:
+        """Send ``text`` and yield every event of the answer, approvals included.
+
+        Leave the loop early (``break``, an exception, cancellation) and the
+        stream is closed at once. Prefer :meth:`stream` for a block-scoped form.
+        """
+        stream = self.client.send_message(self.chat_id, text, **options)
+        answer = _AnswerTracker(self.chat_id)
+        while stream is not None:
+            v6_pending: list[ToolApprovalRequestEvent] = []
+            async with aclosing(stream) as events:  # type: ignore[type-var]
+                async for event in events:
+                    answer.see(event)
+                    yield event
+                    if isinstance(event, ToolApprovalRequestEvent):
+                        self.pending[event.tool_call_id] = event
+                        if event.transport == "agent":
+                            decided = await self._decide(event)
+                            yield decided
+                            await self._answer_agent(event, decided)
+                        else:
+                            v6_pending.append(event)
+                    elif isinstance(event, (ToolCallEvent, ToolOutputErrorEvent)):
+                        if event.type != "tool-call" or event.state == "output-available":
+                            self.pending.pop(event.tool_call_id, None)
+            stream = None
+            if v6_pending:
+                answers: dict[str, tuple[bool, str | None]] = {}
+                for request in v6_pending:
+                    decided = await self._decide(request)
+                    yield decided
+                    answers[request.approval_id] = (decided.approved, decided.reason)
+                    self.pending.pop(request.tool_call_id, None)
+                stream = self.client.answer_approvals(self.chat_id, answers)
+        self.last_answer = answer.info(interactive=self.ask is not None)
+        self.last_message_id = answer.message_id
+        if answer.finished:
+            await self._vote(self.last_answer)
+
+    @asynccontextmanager
+    async def stream(self, text: str, **options: Any) -> AsyncIterator[AsyncIterator[Event]]:
+        """``async with session.stream(text) as events: async for e in events: ...``
+
+        The stream's lifetime is the block: leaving it closes the connection.
+        """
+        gen = self.send(text, **options)
+        async with aclosing(gen):
+            yield gen
+
+    # -- approvals -------------------------------------------------------------
+
+    def _request(self, event: ToolApprovalRequestEvent) -> ApprovalRequest:
+        return ApprovalRequest(
+            tool_name=event.tool_name or "unknown",
+            tool_call_id=event.tool_call_id,
+            approval_id=event.approval_id,
+            input=event.input,
+            transport=event.transport,
+        )
+
+    async def decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecision:
+        """Ask the policies, then the user; fail closed. Does not log or answer."""
+        request = self._request(event)
+        context = ApprovalContext(
+            chat_id=self.chat_id,
+            backend=self.client.backend,
+            server=self.client.base_url,
+            interactive=self.ask is not None,
+        )
+        try:
+            found = self.plugins.call_first(
+                "kai_approve_tool", fail_closed=True, request=request, context=context
+            )
+        except PluginFailure as failure:
+            return ApprovalDecision.reject(
+                f"approval policy {failure.plugin!r} failed: {failure.error}",
+                decided_by=failure.plugin,
+            )
+        if found is not None:
+            name, decision = found
+            if not isinstance(decision, ApprovalDecision):
+                return ApprovalDecision.reject(
+                    f"approval policy {name!r} returned {decision!r}, not a decision",
+                    decided_by=name,
+                )
+            if decision.decided_by is None:
+                decision = msgspec.structs.replace(decision, decided_by=name)
+            return decision
+        if self.ask is None:
+            return ApprovalDecision.reject(NO_TERMINAL_REASON, decided_by="no-terminal")
+        answer = await self.ask(request)
+        if answer is None:
+            return ApprovalDecision.reject("not approved by the user", decided_by="user")
+        if answer.decided_by is None:
+            answer = msgspec.structs.replace(answer, decided_by="user")
+        return answer
+
+    async def _decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecisionEvent:
+        decision = await self.decide(event)
+        decided = ApprovalDecisionEvent(
+            approval_id=event.approval_id,
+            tool_call_id=event.tool_call_id,
+            tool_name=event.tool_name,
+            approved=decision.approved,
+            reason=decision.reason,
+            decided_by=decision.decided_by or "unknown",
+            chunk=event.chunk,
+        )
+        self._log_decision(event, decided)
+        return decided
+
+    def _log_decision(
+        self, event: ToolApprovalRequestEvent, decided: ApprovalDecisionEvent
+    ) -> None:
+        log = getattr(self.client, "log", None)
+        if log is None:
+            return
+        from .log import LogRecord
+
+        body = msgspec.json.encode(
+            {
+                "approval_id": event.approval_id,
+                "tool_call_id": event.tool_call_id,
+                "tool_name": event.tool_name,
+                "approved": decided.approved,
+                "reason": decided.reason,
+                "decided_by": decided.decided_by,
+                "transport": event.transport,
+            }
+        )
+        log.append(
+            [
+                LogRecord(
+                    chat_id=self.chat_id,
+                    turn=uuid.uuid4().hex,
+                    origin="client",
+                    type="approval",
+                    body=body,
+                )
+            ]
+        )
+
+    async def _answer_agent(
+        self, event: ToolApprovalRequestEvent, decided: ApprovalDecisionEvent
+    ) -> None:
+        try:
+            await self.client.submit_approval(
+                self.chat_id, event.tool_call_id, decided.approved, reason=decided.reason
+            )
+        except KaiError as exc:
+            # The tool may not have been waiting after all (a permission changed
+            # on the server); the stream goes on either way.
+            self.plugins.report(f"approval for {event.tool_name} was not accepted: {exc}")
+        self.pending.pop(event.tool_call_id, None)
+
+    # -- voting ----------------------------------------------------------------
+
+    async def _vote(self, answer: AnswerInfo) -> None:
+        if answer.message_id is None:
+            return
+        found = self.plugins.call_first("kai_vote", answer=answer)
+        decision: VoteDecision | None = found[1] if found else None
+        if decision is None and self.ask_vote is not None:
+            decision = await self.ask_vote(answer)
+        if decision is None:
+            return
+        try:
+            await self.client.vote(self.chat_id, answer.message_id, decision.type)
+        except KaiError as exc:
+            self.plugins.report(f"could not vote: {exc}")
+
+
+class _AnswerTracker:
+    """Collects what a voting hook needs to know about an answer."""
+
+    def __init__(self, chat_id: str) -> None:
+        self.chat_id = chat_id
+        self.pieces: list[str] = []
+        self.tools: list[str] = []
+        self.errors: list[str] = []
+        self.finish_reason: str | None = None
+        self.finished = False
+        self.message_id: str | None = None
+
+    def see(self, event: Event) -> None:
+        if isinstance(event, TextEvent):
+            self.pieces.append(event.text)
+        elif isinstance(event, ToolCallEvent) and event.state == "started" and event.tool_name:
+            self.tools.append(event.tool_name)
+        elif isinstance(event, ErrorEvent):
+            self.errors.append(event.message)
+        elif isinstance(event, FinishEvent):
+            self.finish_reason = event.finish_reason
+            self.finished = event.finish_reason != "tool-calls"
+            self.message_id = event.message_id or self.message_id
+
+    def info(self, *, interactive: bool) -> AnswerInfo:
+        return AnswerInfo(
+            chat_id=self.chat_id,
+            message_id=self.message_id,
+            text="".join(self.pieces),
+            finish_reason=self.finish_reason,
+            tool_names=self.tools,
+            errors=self.errors,
+            interactive=interactive,
+        )

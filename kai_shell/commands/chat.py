@@ -1,0 +1,100 @@
+"""``kai chat``: one message with ``-m``, a message on stdin, or an interactive loop."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..cli import runtime_of
+from ..converse import (
+    SafeRenderer,
+    ask_on_terminal,
+    ask_vote_on_terminal,
+    converse,
+    stdin_is_terminal,
+)
+from ..errors import EXIT_CODES, fail, run_trio
+from ..runtime import Runtime
+
+
+@click.command()
+@click.option("-m", "--message", help="Send a single message instead of interactive mode.")
+@click.option("--chat-id", help="Continue an existing chat (default: new chat).")
+@click.option("--auto-approve", is_flag=True, help="Approve tool calls no policy decided.")
+@click.option("--json-output", is_flag=True, help="One JSON object per event per line.")
+@click.option("--vote", "vote_prompt", is_flag=True, help="Ask for a vote after each answer.")
+@click.pass_context
+def chat(
+    ctx: click.Context,
+    message: str | None,
+    chat_id: str | None,
+    auto_approve: bool,
+    json_output: bool,
+    vote_prompt: bool,
+) -> None:
+    """Chat with the Keboola AI Assistant.
+
+    Without -m: reads the message from stdin when stdin is not a terminal,
+    else starts an interactive loop (type 'exit' to quit). Tools that need
+    approval are decided by policies (--policy, --auto-approve), else you are
+    asked; with no terminal to ask, they are rejected.
+    """
+    runtime = runtime_of(ctx)
+    runtime.options.auto_approve = auto_approve or runtime.options.auto_approve
+    if json_output:
+        runtime.options.renderer = "json"
+    interactive = stdin_is_terminal()
+    if message is None and not interactive:
+        message = sys.stdin.read() if sys.stdin is not None else ""
+        if not message.strip():
+            fail("no message: pass -m TEXT or pipe the message on stdin", EXIT_CODES["usage"])
+    if message is not None and not message.strip():
+        fail("the message is empty", EXIT_CODES["usage"])
+    _ = runtime.plugins  # a bad policy file stops us before anything is sent
+    status = run_trio(ctx, _chat, runtime, message, chat_id, json_output, interactive, vote_prompt)
+    sys.exit(status or 0)
+
+
+async def _chat(
+    runtime: Runtime,
+    message: str | None,
+    chat_id: str | None,
+    json_output: bool,
+    interactive: bool,
+    vote_prompt: bool,
+) -> int:
+    import trio
+
+    from kai_core.session import Session
+
+    renderer = SafeRenderer(runtime.renderer(sys.stdout), runtime.say)
+    async with runtime.client() as client:
+        session = Session(
+            client,
+            chat_id=chat_id,
+            plugins=runtime.plugins,
+            ask=ask_on_terminal if interactive else None,
+            ask_vote=ask_vote_on_terminal if (vote_prompt and interactive) else None,
+        )
+        if not json_output:
+            click.echo(f"Chat ID: {session.chat_id}")
+        if message is not None:
+            return await converse(session, message, renderer)
+        click.echo("Interactive chat mode. Type 'exit' to quit.")
+        status = 0
+        while True:
+            try:
+                text = await trio.to_thread.run_sync(
+                    lambda: click.prompt("You", default="", show_default=False),
+                    abandon_on_cancel=True,
+                )
+            except (click.exceptions.Abort, EOFError):
+                break
+            if text.strip().lower() in ("exit", "quit", "q"):
+                break
+            if text.strip():
+                status = await converse(session, text, renderer)
+                click.echo()
+        click.echo("Chat ended.")
+        return status

@@ -1,0 +1,121 @@
+"""Driving one exchange for the line-oriented front ends (``kai chat``, ``kai demo``).
+
+The renderer is a plugin: if it raises, it is reported once and replaced by
+the plain renderer for the rest of the session, so the answer still reaches
+the user and the stream and log go on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from kai_core.events import AbortEvent, ErrorEvent, Event
+from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
+
+__all__ = [
+    "SafeRenderer",
+    "ask_on_terminal",
+    "ask_vote_on_terminal",
+    "converse",
+    "stdin_is_terminal",
+]
+
+
+def stdin_is_terminal() -> bool:
+    """True when someone can answer a question on stdin."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+class SafeRenderer:
+    """Calls a renderer, isolating its failures (reported once, then plain)."""
+
+    def __init__(self, renderer: Any, report: Any, fallback: Any = None) -> None:
+        self.renderer = renderer
+        self.report = report
+        self.fallback = fallback
+
+    def _call(self, method: str, *args: Any) -> None:
+        try:
+            getattr(self.renderer, method)(*args)
+        except Exception as exc:
+            name = type(self.renderer).__name__
+            self.report(f"renderer {name} failed: {type(exc).__name__}: {exc} (using plain output)")
+            if self.fallback is None:
+                from kai_plugins.renderers.plain import PlainRenderer
+
+                self.fallback = PlainRenderer(sys.stdout)
+            self.renderer = self.fallback
+            if method != "end":
+                getattr(self.renderer, method)(*args)
+
+    def begin(self, text: str | None) -> None:
+        self._call("begin", text)
+
+    def event(self, event: Event) -> None:
+        self._call("event", event)
+
+    def notice(self, text: str) -> None:
+        self._call("notice", text)
+
+    def end(self) -> None:
+        self._call("end")
+
+
+async def converse(session: Any, text: str, renderer: SafeRenderer) -> int:
+    """Send ``text``, render the answer; return 0, or 10 if it ended with an error or abort."""
+    status = 0
+    renderer.begin(text)
+    try:
+        async for event in session.send(text):
+            renderer.event(event)
+            if isinstance(event, (ErrorEvent, AbortEvent)):
+                status = 10
+    finally:
+        renderer.end()
+    return status
+
+
+async def ask_on_terminal(request: ApprovalRequest) -> ApprovalDecision | None:
+    """Ask y/N on the terminal (default No); runs the blocking prompt in a thread."""
+    import trio
+
+    def prompt() -> bool:
+        click.echo(f"\nTool {request.tool_name} needs your approval. Input:", err=True)
+        click.echo(json.dumps(request.input, indent=2, ensure_ascii=False, default=str), err=True)
+        try:
+            return click.confirm("Approve this tool call?", default=False, err=True)
+        except (click.exceptions.Abort, EOFError):
+            return False
+
+    approved = await trio.to_thread.run_sync(prompt, abandon_on_cancel=True)
+    if approved:
+        return ApprovalDecision.approve(decided_by="user")
+    return ApprovalDecision.reject("denied by the user", decided_by="user")
+
+
+async def ask_vote_on_terminal(answer: AnswerInfo) -> VoteDecision | None:
+    """Ask for a vote after an answer: u(p), d(own) or Enter to skip."""
+    import trio
+
+    def prompt() -> str:
+        try:
+            reply: str = click.prompt(
+                "Vote on this answer? [u/d/Enter to skip]", default="", show_default=False, err=True
+            )
+        except (click.exceptions.Abort, EOFError):
+            return ""
+        return reply.strip().lower()
+
+    reply = await trio.to_thread.run_sync(prompt, abandon_on_cancel=True)
+    if reply in ("u", "up", "+"):
+        return VoteDecision.up()
+    if reply in ("d", "down", "-"):
+        return VoteDecision.down()
+    return None

@@ -1,0 +1,205 @@
+"""What a front end needs, built once from the command-line options.
+
+The ``kai`` CLI and ``kai-shell`` share this: credentials (flags, then the
+environment, then ``.env.local``), the event log (on by default, ``--no-log``
+turns it off), the plugin manager with the approval policies, and the client.
+Heavy modules are imported inside the functions that need them, so that
+``kai --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kai_core.client import KaiClient
+    from kai_core.log import EventLog
+    from kai_core.plugins import Plugins
+    from kai_core.render import Renderer
+
+__all__ = ["Options", "Runtime", "UsageError", "load_env_file"]
+
+
+class UsageError(Exception):
+    """A problem the user can fix: printed as one line, exit code ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def load_env_file(path: Path = Path(".env.local"), warn: Any = None) -> None:
+    """Load ``KEY=VALUE`` lines of ``.env.local`` into the environment (existing
+    variables win). A file that others can read gets a warning: it holds a token."""
+    try:
+        text = path.read_text()
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH) and warn is not None:
+        warn(f"warning: {path} is readable by other users; run: chmod 600 {path}")
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip().strip('"').strip("'")
+        os.environ.setdefault(key, value)
+
+
+@dataclass
+class Options:
+    """The options every front end accepts (flags win over the environment)."""
+
+    token: str | None = None
+    url: str | None = None
+    base_url: str | None = None
+    service: str | None = None
+    db: str | None = None
+    no_log: bool = False
+    renderer: str | None = None
+    policy: str | None = None
+    auto_approve: bool = False
+    debug: bool = False
+    vote: bool = False
+
+    def resolved_token(self) -> str | None:
+        return self.token or os.environ.get("STORAGE_API_TOKEN") or None
+
+    def resolved_url(self) -> str | None:
+        return self.url or os.environ.get("STORAGE_API_URL") or None
+
+    def resolved_base_url(self) -> str | None:
+        return self.base_url or os.environ.get("KAI_BASE_URL") or None
+
+    def resolved_service(self) -> str | None:
+        return self.service or os.environ.get("KAI_SERVICE") or None
+
+
+@dataclass
+class Runtime:
+    """Front-end wiring: options, plugins, log and client factory."""
+
+    options: Options
+    report: Any = field(default=None)
+    _plugins: Plugins | None = None
+    _log: EventLog | None = None
+    _log_opened: bool = False
+
+    def say(self, message: str) -> None:
+        """One line on stderr."""
+        if self.report is not None:
+            self.report(message)
+        else:
+            print(f"kai: {message}", file=sys.stderr)
+
+    @property
+    def plugins(self) -> Plugins:
+        """The plugin manager, with the approval policies the options ask for."""
+        if self._plugins is None:
+            from kai_core.plugins import Plugins
+            from kai_plugins.policies import register_builtin_policies
+
+            plugins = Plugins(report=self.say)
+            register_builtin_policies(
+                plugins,
+                policy_path=self.options.policy,
+                auto_approve=self.options.auto_approve,
+            )
+            self._plugins = plugins
+        return self._plugins
+
+    @property
+    def log(self) -> EventLog | None:
+        """The event log, or None with ``--no-log``."""
+        if not self._log_opened:
+            self._log_opened = True
+            if not self.options.no_log:
+                from kai_core.log import EventLog, default_log_path
+
+                self._log = EventLog(self.options.db or default_log_path())
+        return self._log
+
+    def observed_log(self) -> Any:
+        """The log wrapped so that observer plugins see every record."""
+        from kai_core.observe import ObservedLog
+
+        return ObservedLog(self.log, self.plugins)
+
+    def _has_observers(self) -> bool:
+        return bool(self.plugins.pm.hook.kai_observe_event.get_hookimpls())
+
+    def renderer(self, stream: Any = None) -> Renderer:
+        """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
+        from kai_plugins.renderers import default_renderer_name
+
+        stream = stream or sys.stdout
+        factories = self.plugins.renderers()
+        name = self.options.renderer or default_renderer_name(stream)
+        if name not in factories:
+            raise UsageError(
+                f"unknown renderer {name!r}; available: {', '.join(sorted(factories))}"
+            )
+        renderer: Renderer = factories[name](stream, color=stream.isatty())
+        return renderer
+
+    def require_token(self) -> str:
+        token = self.options.resolved_token()
+        if not token:
+            raise UsageError(
+                "no Storage API token: pass --token or set STORAGE_API_TOKEN "
+                "(or put it in .env.local)",
+                code=3,
+            )
+        return token
+
+    @asynccontextmanager
+    async def client(self, *, with_log: bool = True) -> AsyncIterator[KaiClient]:
+        """An open client for the configured server (discovery unless --base-url)."""
+        from kai_core.client import KaiClient
+
+        token = self.require_token()
+        url = self.options.resolved_url()
+        if not url:
+            raise UsageError(
+                "no Storage API URL: pass --url or set STORAGE_API_URL "
+                "(e.g. https://connection.keboola.com)",
+                code=3,
+            )
+        base_url = self.options.resolved_base_url()
+        log = (
+            self.observed_log()
+            if with_log and (self.log is not None or self._has_observers())
+            else None
+        )
+        if base_url:
+            client = KaiClient(
+                storage_api_token=token,
+                storage_api_url=url,
+                base_url=base_url,
+                backend=_backend_name(self.options.resolved_service()),
+                log=log,
+            )
+        else:
+            client = await KaiClient.from_storage_api(
+                storage_api_token=token,
+                storage_api_url=url,
+                service=self.options.resolved_service(),
+            )
+            client.log = log
+        async with client:
+            yield client
+
+
+def _backend_name(service: str | None) -> str | None:
+    if service is None:
+        return None
+    return service if service.startswith("kai-") else f"kai-{service}"
