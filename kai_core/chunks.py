@@ -59,7 +59,9 @@ __all__ = [
     "encode_chunk",
 ]
 
-FinishReason: TypeAlias = Literal["stop", "length", "content-filter", "tool-calls", "error", "other"]
+FinishReason: TypeAlias = Literal[
+    "stop", "length", "content-filter", "tool-calls", "error", "other"
+]
 JSON: TypeAlias = Any
 
 
@@ -79,29 +81,29 @@ class _Chunk(
         return tag
 
 
-class StartChunk(_Chunk, tag="start"):
+class StartChunk(_Chunk, frozen=True, tag="start"):
     """Opens the assistant message; an approval continuation repeats its id."""
 
     message_metadata: JSON | None = None
     message_id: str | None = None
 
 
-class StartStepChunk(_Chunk, tag="start-step"):
+class StartStepChunk(_Chunk, frozen=True, tag="start-step"):
     """A new model step begins."""
 
 
-class FinishStepChunk(_Chunk, tag="finish-step"):
+class FinishStepChunk(_Chunk, frozen=True, tag="finish-step"):
     """A model step ends. Not the end of the message."""
 
 
-class TextStartChunk(_Chunk, tag="text-start"):
+class TextStartChunk(_Chunk, frozen=True, tag="text-start"):
     """Opens a text part."""
 
     id: str
     provider_metadata: JSON | None = None
 
 
-class TextDeltaChunk(_Chunk, tag="text-delta"):
+class TextDeltaChunk(_Chunk, frozen=True, tag="text-delta"):
     """Appends ``delta`` to the text part ``id``."""
 
     id: str
@@ -109,21 +111,21 @@ class TextDeltaChunk(_Chunk, tag="text-delta"):
     provider_metadata: JSON | None = None
 
 
-class TextEndChunk(_Chunk, tag="text-end"):
+class TextEndChunk(_Chunk, frozen=True, tag="text-end"):
     """Closes a text part (not sent after an error or abort)."""
 
     id: str
     provider_metadata: JSON | None = None
 
 
-class ReasoningStartChunk(_Chunk, tag="reasoning-start"):
+class ReasoningStartChunk(_Chunk, frozen=True, tag="reasoning-start"):
     """Opens a reasoning part."""
 
     id: str
     provider_metadata: JSON | None = None
 
 
-class ReasoningDeltaChunk(_Chunk, tag="reasoning-delta"):
+class ReasoningDeltaChunk(_Chunk, frozen=True, tag="reasoning-delta"):
     """Appends ``delta`` to the reasoning part ``id``."""
 
     id: str
@@ -131,14 +133,14 @@ class ReasoningDeltaChunk(_Chunk, tag="reasoning-delta"):
     provider_metadata: JSON | None = None
 
 
-class ReasoningEndChunk(_Chunk, tag="reasoning-end"):
+class ReasoningEndChunk(_Chunk, frozen=True, tag="reasoning-end"):
     """Closes a reasoning part."""
 
     id: str
     provider_metadata: JSON | None = None
 
 
-class ToolInputStartChunk(_Chunk, tag="tool-input-start"):
+class ToolInputStartChunk(_Chunk, frozen=True, tag="tool-input-start"):
     """A tool call begins; its input streams next."""
 
     tool_call_id: str
@@ -151,14 +153,14 @@ class ToolInputStartChunk(_Chunk, tag="tool-input-start"):
     title: str | None = None
 
 
-class ToolInputDeltaChunk(_Chunk, tag="tool-input-delta"):
+class ToolInputDeltaChunk(_Chunk, frozen=True, tag="tool-input-delta"):
     """A fragment of the tool input's JSON text (not a JSON value)."""
 
     tool_call_id: str
     input_text_delta: str
 
 
-class ToolInputAvailableChunk(_Chunk, tag="tool-input-available"):
+class ToolInputAvailableChunk(_Chunk, frozen=True, tag="tool-input-available"):
     """The tool input is complete and valid. Sent for every tool call."""
 
     tool_call_id: str
@@ -171,7 +173,7 @@ class ToolInputAvailableChunk(_Chunk, tag="tool-input-available"):
     title: str | None = None
 
 
-class ToolInputErrorChunk(_Chunk, tag="tool-input-error"):
+class ToolInputErrorChunk(_Chunk, frozen=True, tag="tool-input-error"):
     """Unknown tool, or input that fails the tool's schema."""
 
     tool_call_id: str
@@ -185,7 +187,7 @@ class ToolInputErrorChunk(_Chunk, tag="tool-input-error"):
     title: str | None = None
 
 
-class ToolApprovalRequestChunk(_Chunk, tag="tool-approval-request"):
+class ToolApprovalRequestChunk(_Chunk, frozen=True, tag="tool-approval-request"):
     """The tool needs the user's approval before it runs (the v6 flow)."""
 
     approval_id: str
@@ -195,7 +197,7 @@ class ToolApprovalRequestChunk(_Chunk, tag="tool-approval-request"):
     signature: str | None = None
 
 
-class ToolOutputAvailableChunk(_Chunk, tag="tool-output-available"):
+class ToolOutputAvailableChunk(_Chunk, frozen=True, tag="tool-output-available"):
     """The tool's result. Carries no tool name: look it up by call id."""
 
     tool_call_id: str
@@ -207,7 +209,7 @@ class ToolOutputAvailableChunk(_Chunk, tag="tool-output-available"):
     preliminary: bool | None = None
 
 
-class ToolOutputErrorChunk(_Chunk, tag="tool-output-error"):
+class ToolOutputErrorChunk(_Chunk, frozen=True, tag="tool-output-error"):
     """The tool failed."""
 
     tool_call_id: str
@@ -218,13 +220,13 @@ class ToolOutputErrorChunk(_Chunk, tag="tool-output-error"):
     dynamic: bool | None = None
 
 
-class ToolOutputDeniedChunk(_Chunk, tag="tool-output-denied"):
+class ToolOutputDeniedChunk(_Chunk, frozen=True, tag="tool-output-denied"):
     """The user denied the tool; it did not run."""
 
     tool_call_id: str
 
 
-class SourceUrlChunk(_Chunk, tag="source-url"):
+class SourceUrlChunk(_Chunk, frozen=True, tag="source-url"):
     """A source the answer cites, by URL."""
 
     source_id: str
@@ -233,7 +235,7 @@ class SourceUrlChunk(_Chunk, tag="source-url"):
     provider_metadata: JSON | None = None
 
 
-class SourceDocumentChunk(_Chunk, tag="source-document"):
+class SourceDocumentChunk(_Chunk, frozen=True, tag="source-document"):
     """A source the answer cites, by document."""
 
     source_id: str
@@ -243,7 +245,7 @@ class SourceDocumentChunk(_Chunk, tag="source-document"):
     provider_metadata: JSON | None = None
 
 
-class FileChunk(_Chunk, tag="file"):
+class FileChunk(_Chunk, frozen=True, tag="file"):
     """A generated file, often as a ``data:`` URL."""
 
     media_type: str
@@ -251,26 +253,26 @@ class FileChunk(_Chunk, tag="file"):
     provider_metadata: JSON | None = None
 
 
-class FinishChunk(_Chunk, tag="finish"):
+class FinishChunk(_Chunk, frozen=True, tag="finish"):
     """The message is complete (absent after an abort or a fatal error)."""
 
     finish_reason: str | None = None
     message_metadata: JSON | None = None
 
 
-class ErrorChunk(_Chunk, tag="error"):
+class ErrorChunk(_Chunk, frozen=True, tag="error"):
     """An error during generation; ``error_text`` is what the server chose to say."""
 
     error_text: str
 
 
-class AbortChunk(_Chunk, tag="abort"):
+class AbortChunk(_Chunk, frozen=True, tag="abort"):
     """The server aborted the generation."""
 
     reason: str | None = None
 
 
-class MessageMetadataChunk(_Chunk, tag="message-metadata"):
+class MessageMetadataChunk(_Chunk, frozen=True, tag="message-metadata"):
     """Metadata to merge (deeply) into the message's metadata."""
 
     message_metadata: JSON
@@ -338,7 +340,7 @@ Chunk: TypeAlias = KnownChunk | DataChunk | UnknownChunk
 """Any decoded chunk: a known one, a ``data-*`` one, or an unknown one."""
 
 KNOWN_CHUNK_TYPES: Final[frozenset[str]] = frozenset(
-    c.__struct_config__.tag for c in KnownChunk.__args__  # type: ignore[attr-defined]
+    str(c.__struct_config__.tag) for c in KnownChunk.__args__
 )
 
 
@@ -347,7 +349,7 @@ class _TypeOnly(msgspec.Struct):
 
 
 # One reusable decoder per type, built once (msgspec's perf advice).
-_known_decoder: Final = msgspec.json.Decoder(KnownChunk)
+_known_decoder: Final[msgspec.json.Decoder[KnownChunk]] = msgspec.json.Decoder(KnownChunk)
 _type_decoder: Final = msgspec.json.Decoder(_TypeOnly)
 _data_decoder: Final = msgspec.json.Decoder(DataChunk)
 _encoder: Final = msgspec.json.Encoder()

@@ -113,7 +113,7 @@ def kai_register_commands(cli: Any) -> None:
 def kai_shell_commands() -> list[Any]:
     """Offer extra ``kai-shell`` slash commands.
 
-    :returns: a list of :class:`kai_shell.commands.ShellCommand` (name, help,
-        handler). They show in ``/help`` and in completion.
+    :returns: a list of :class:`kai_shell.shell.ShellCommand` (name, handler,
+        ``help=``, ``usage=``). They show in ``/help`` and in completion.
     """
     raise NotImplementedError

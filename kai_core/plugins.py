@@ -106,13 +106,9 @@ class Plugins:
         rows = []
         for name, plugin in self.pm.list_name_plugin():
             hooks = sorted(h.name for h in (self.pm.get_hookcallers(plugin) or []))
-            dist = self.pm.get_plugin(name)
+            module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "")
             rows.append(
-                {
-                    "name": name,
-                    "hooks": hooks,
-                    "builtin": getattr(dist, "__name__", "").startswith("kai_plugins"),
-                }
+                {"name": name, "hooks": hooks, "builtin": str(module).startswith("kai_plugins")}
             )
         return rows
 

@@ -32,6 +32,7 @@ from .events import (
     TextEvent,
     ToolApprovalRequestEvent,
     ToolCallEvent,
+    ToolOutputDeniedEvent,
     ToolOutputErrorEvent,
 )
 from .exceptions import KaiError
@@ -39,6 +40,7 @@ from .plugins import PluginFailure, Plugins
 from .policy import AnswerInfo, ApprovalContext, ApprovalDecision, ApprovalRequest, VoteDecision
 
 if TYPE_CHECKING:
+    from ._stream import EventStream
     from .client import KaiClient
 
 __all__ = ["AskApproval", "AskVote", "Session", "NO_TERMINAL_REASON"]
@@ -90,11 +92,11 @@ class Session:
         Leave the loop early (``break``, an exception, cancellation) and the
         stream is closed at once. Prefer :meth:`stream` for a block-scoped form.
         """
-        stream = self.client.send_message(self.chat_id, text, **options)
+        stream: EventStream | None = self.client.send_message(self.chat_id, text, **options)
         answer = _AnswerTracker(self.chat_id)
         while stream is not None:
             v6_pending: list[ToolApprovalRequestEvent] = []
-            async with aclosing(stream) as events:  # type: ignore[type-var]
+            async with aclosing(stream) as events:
                 async for event in events:
                     answer.see(event)
                     yield event
@@ -106,9 +108,11 @@ class Session:
                             await self._answer_agent(event, decided)
                         else:
                             v6_pending.append(event)
-                    elif isinstance(event, (ToolCallEvent, ToolOutputErrorEvent)):
-                        if event.type != "tool-call" or event.state == "output-available":
+                    elif isinstance(event, ToolCallEvent):
+                        if event.state == "output-available":
                             self.pending.pop(event.tool_call_id, None)
+                    elif isinstance(event, (ToolOutputErrorEvent, ToolOutputDeniedEvent)):
+                        self.pending.pop(event.tool_call_id, None)
             stream = None
             if v6_pending:
                 answers: dict[str, tuple[bool, str | None]] = {}
@@ -130,8 +134,10 @@ class Session:
         The stream's lifetime is the block: leaving it closes the connection.
         """
         gen = self.send(text, **options)
-        async with aclosing(gen):
+        try:
             yield gen
+        finally:
+            await gen.aclose()  # type: ignore[attr-defined]
 
     # -- approvals -------------------------------------------------------------
 
@@ -275,6 +281,8 @@ class _AnswerTracker:
             self.tools.append(event.tool_name)
         elif isinstance(event, ErrorEvent):
             self.errors.append(event.message)
+        elif isinstance(event, ToolOutputErrorEvent):
+            self.errors.append(f"{event.tool_name or event.tool_call_id}: {event.error_text}")
         elif isinstance(event, FinishEvent):
             self.finish_reason = event.finish_reason
             self.finished = event.finish_reason != "tool-calls"

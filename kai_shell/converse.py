@@ -1,8 +1,8 @@
 """Driving one exchange for the line-oriented front ends (``kai chat``, ``kai demo``).
 
-The renderer is a plugin: if it raises, it is reported once and replaced by
-the plain renderer for the rest of the session, so the answer still reaches
-the user and the stream and log go on.
+The renderer comes guarded (:meth:`Runtime.guarded_renderer`): if the plugin
+raises it is reported once and plain output takes over, so the answer still
+reaches the user and the stream and the log go on.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from kai_core.events import AbortEvent, ErrorEvent, Event
+from kai_core.events import AbortEvent, ErrorEvent
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
+from kai_core.render import Renderer
 
 __all__ = [
-    "SafeRenderer",
     "ask_on_terminal",
     "ask_vote_on_terminal",
     "converse",
@@ -33,42 +33,7 @@ def stdin_is_terminal() -> bool:
         return False
 
 
-class SafeRenderer:
-    """Calls a renderer, isolating its failures (reported once, then plain)."""
-
-    def __init__(self, renderer: Any, report: Any, fallback: Any = None) -> None:
-        self.renderer = renderer
-        self.report = report
-        self.fallback = fallback
-
-    def _call(self, method: str, *args: Any) -> None:
-        try:
-            getattr(self.renderer, method)(*args)
-        except Exception as exc:
-            name = type(self.renderer).__name__
-            self.report(f"renderer {name} failed: {type(exc).__name__}: {exc} (using plain output)")
-            if self.fallback is None:
-                from kai_plugins.renderers.plain import PlainRenderer
-
-                self.fallback = PlainRenderer(sys.stdout)
-            self.renderer = self.fallback
-            if method != "end":
-                getattr(self.renderer, method)(*args)
-
-    def begin(self, text: str | None) -> None:
-        self._call("begin", text)
-
-    def event(self, event: Event) -> None:
-        self._call("event", event)
-
-    def notice(self, text: str) -> None:
-        self._call("notice", text)
-
-    def end(self) -> None:
-        self._call("end")
-
-
-async def converse(session: Any, text: str, renderer: SafeRenderer) -> int:
+async def converse(session: Any, text: str, renderer: Renderer) -> int:
     """Send ``text``, render the answer; return 0, or 10 if it ended with an error or abort."""
     status = 0
     renderer.begin(text)

@@ -106,14 +106,17 @@ class Runtime:
         """The plugin manager, with the approval policies the options ask for."""
         if self._plugins is None:
             from kai_core.plugins import Plugins
-            from kai_plugins.policies import register_builtin_policies
+            from kai_plugins.policies import PolicyFileError, register_builtin_policies
 
             plugins = Plugins(report=self.say)
-            register_builtin_policies(
-                plugins,
-                policy_path=self.options.policy,
-                auto_approve=self.options.auto_approve,
-            )
+            try:
+                register_builtin_policies(
+                    plugins,
+                    policy_path=self.options.policy,
+                    auto_approve=self.options.auto_approve,
+                )
+            except PolicyFileError as exc:
+                raise UsageError(str(exc), code=3) from None
             self._plugins = plugins
         return self._plugins
 
@@ -139,17 +142,24 @@ class Runtime:
 
     def renderer(self, stream: Any = None) -> Renderer:
         """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
-        from kai_plugins.renderers import default_renderer_name
+        from kai_core.render import UnknownRendererError, create_renderer
 
         stream = stream or sys.stdout
-        factories = self.plugins.renderers()
-        name = self.options.renderer or default_renderer_name(stream)
-        if name not in factories:
-            raise UsageError(
-                f"unknown renderer {name!r}; available: {', '.join(sorted(factories))}"
+        try:
+            return create_renderer(
+                self.plugins.renderers(), self.options.renderer, stream, color=_isatty(stream)
             )
-        renderer: Renderer = factories[name](stream, color=stream.isatty())
-        return renderer
+        except UnknownRendererError as exc:
+            raise UsageError(str(exc)) from None
+
+    def guarded_renderer(self, stream: Any = None) -> Renderer:
+        """:meth:`renderer`, isolated: if the plugin raises, it is reported once
+        and plain output takes over, so the answer still reaches the user."""
+        from kai_core.render import GuardedRenderer
+        from kai_plugins.renderers import PlainRenderer
+
+        stream = stream or sys.stdout
+        return GuardedRenderer(self.renderer(stream), self.say, fallback=PlainRenderer(stream))
 
     def require_token(self) -> str:
         token = self.options.resolved_token()
@@ -197,6 +207,13 @@ class Runtime:
             client.log = log
         async with client:
             yield client
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _backend_name(service: str | None) -> str | None:

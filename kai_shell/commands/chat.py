@@ -8,7 +8,6 @@ import click
 
 from ..cli import runtime_of
 from ..converse import (
-    SafeRenderer,
     ask_on_terminal,
     ask_vote_on_terminal,
     converse,
@@ -68,7 +67,7 @@ async def _chat(
 
     from kai_core.session import Session
 
-    renderer = SafeRenderer(runtime.renderer(sys.stdout), runtime.say)
+    renderer = runtime.guarded_renderer(sys.stdout)
     async with runtime.client() as client:
         session = Session(
             client,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import click
@@ -69,9 +70,9 @@ async def _local_history(runtime: Any, limit: int) -> tuple[list[dict[str, Any]]
 def _iso(ts: Any) -> str | None:
     if not isinstance(ts, (int, float)):
         return ts if isinstance(ts, str) else None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
 
 def format_part(part: dict[str, Any]) -> list[str]:

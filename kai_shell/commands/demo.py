@@ -81,10 +81,10 @@ class _DemoPolicy:
 async def _play(runtime: Runtime) -> None:
     from kai_core.session import Session
 
-    from ..converse import SafeRenderer, converse
+    from ..converse import converse
 
     runtime.plugins.register(_DemoPolicy(), name="demo-policy")
-    renderer = SafeRenderer(runtime.renderer(sys.stdout), runtime.say)
+    renderer = runtime.guarded_renderer(sys.stdout)
     async with runtime.client() as client:
         session = Session(client, plugins=runtime.plugins)
         click.echo(f"kai demo: emulated {client.backend or 'Kai'} at {client.base_url}")

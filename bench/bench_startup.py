@@ -1,0 +1,203 @@
+"""Start-up time: our ``kai`` and ``kai-shell`` against kai-client 0.12's ``kai``.
+
+Runs each command ``--runs`` times, interleaved (the machine is shared and
+noisy: only figures of the same run are compared), and prints the median
+and min–max wall time. ``kai-shell`` is timed from spawn to its prompt
+(``kai> ``, ``kai (offline)> ``, ...) on a pseudo-terminal, under pexpect
+with ``PROMPT_TOOLKIT_NO_CPR=1``, on an existing log, offline.
+
+    uv run python bench/bench_startup.py --runs 15
+    uv run python bench/bench_startup.py --importtime    # + the slowest imports of each
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    Samples,
+    fmt_range,
+    kai_client_venv,
+    machine,
+    package_versions,
+    table,
+)
+
+# The kai-shell prompt (kai_shell/shell/prompt.py): "kai", an optional
+# " (offline)" / " (connecting)" and " ⏸", then "> ".
+PROMPT = re.compile(r"kai(?: \([^)\n]*\))?(?: ⏸)?> ")
+_ANSI = re.compile(r"\x1b(?:\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-Za-z]|[=>])")
+TARGETS_MS = {"kai-shell to prompt": 500.0}
+
+
+def time_command(argv: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of ``argv`` from spawn to exit (it must succeed)."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {done.stderr.decode(errors='replace')[-500:]}")
+    return elapsed
+
+
+def time_shell_prompt(argv: list[str], env: dict[str, str], timeout: float = 20.0) -> float:
+    """Wall seconds from spawning ``argv`` on a pty until the kai-shell prompt shows."""
+    import pexpect
+
+    started = time.perf_counter()
+    child = pexpect.spawn(
+        argv[0], argv[1:], env=env, encoding="utf-8", dimensions=(40, 120), timeout=timeout
+    )
+    seen = ""
+    try:
+        while True:
+            try:
+                seen += child.read_nonblocking(4096, timeout=timeout)
+            except pexpect.TIMEOUT:
+                raise RuntimeError(
+                    f"no prompt after {timeout} s; screen: {seen[-500:]!r}"
+                ) from None
+            except pexpect.EOF:
+                raise RuntimeError(f"kai-shell exited before its prompt: {seen[-500:]!r}") from None
+            if PROMPT.search(_ANSI.sub("", seen)):
+                elapsed = time.perf_counter() - started
+                break
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF, timeout=10)
+    finally:
+        child.close(force=True)
+    return elapsed
+
+
+def import_top(python: str, code: str, env: dict[str, str], n: int = 8) -> str:
+    """The ``n`` slowest imports (cumulative) of running ``code``, from ``-X importtime``."""
+    done = subprocess.run(
+        [python, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if m and len(m.group(3)) <= 3:  # top-level imports and their direct children
+            rows.append((int(m.group(2)), m.group(4)))
+    rows.sort(reverse=True)
+    return ", ".join(f"{name} {us / 1000:.0f} ms" for us, name in rows[:n])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=10, help="runs of each command")
+    p.add_argument("--no-shell", action="store_true", help="skip the kai-shell prompt timing")
+    p.add_argument("--importtime", action="store_true", help="show the slowest imports")
+    p.add_argument(
+        "--no-kai-client", action="store_true", help="do not time (or install) kai-client"
+    )
+    args = p.parse_args(argv)
+
+    bindir = Path(sys.executable).parent
+    python = sys.executable
+    work = tempfile.TemporaryDirectory(prefix="kai-bench-startup-")
+    env = dict(os.environ)
+    # Keep the user's real log, history and config out of it.
+    env.update(
+        KAI_DB=str(Path(work.name) / "kai.db"),
+        XDG_STATE_HOME=str(Path(work.name) / "state"),
+        XDG_DATA_HOME=str(Path(work.name) / "data"),
+        XDG_CONFIG_HOME=str(Path(work.name) / "config"),
+        XDG_CACHE_HOME=str(Path(work.name) / "cache"),
+        PROMPT_TOOLKIT_NO_CPR="1",
+        TERM="xterm-256color",
+        PYTHONDONTWRITEBYTECODE="",
+    )
+    for name in ("STORAGE_API_TOKEN", "STORAGE_API_URL", "KAI_BASE_URL", "KAI_SERVICE"):
+        env.pop(name, None)
+
+    cases: dict[str, Callable[[], float]] = {
+        "python -c pass (interpreter)": lambda: time_command([python, "-c", "pass"], env),
+        "kai --version": lambda: time_command([str(bindir / "kai"), "--version"], env),
+        "kai --help": lambda: time_command([str(bindir / "kai"), "--help"], env),
+        'python -c "import kai_core"': lambda: time_command([python, "-c", "import kai_core"], env),
+        'python -c "import kai_core.client"': lambda: time_command(
+            [python, "-c", "import kai_core.client"], env
+        ),
+    }
+    if not args.no_shell:
+        shell = [str(bindir / "kai-shell"), "--offline"]
+        cases["kai-shell to prompt"] = lambda: time_shell_prompt(shell, env)
+    venv = None if args.no_kai_client else kai_client_venv()
+    theirs: dict[str, str] = {}
+    if venv is not None:
+        kc_python = str(venv / "bin" / "python")
+        kc_env = dict(env)
+        cases["kai-client: kai --version"] = lambda: time_command(
+            [str(venv / "bin" / "kai"), "--version"], kc_env
+        )
+        cases['kai-client: python -c "import kai_client"'] = lambda: time_command(
+            [kc_python, "-c", "import kai_client"], kc_env
+        )
+        theirs = package_versions(kc_python, ["kai-client", "httpx", "pydantic", "click"])
+
+    info = machine()
+    ours = package_versions(python, ["kai", "click", "prompt-toolkit", "trio", "httpx"])
+    print(f"# Start-up benchmark — {info['date']}\n")
+    print(f"machine: {info['nproc']} CPUs ({info['cpu']}), Python {info['python']}")
+    print("ours: " + ", ".join(f"{k} {v}" for k, v in ours.items()))
+    if theirs:
+        print("kai-client venv: " + ", ".join(f"{k} {v}" for k, v in theirs.items()))
+    print(f"runs: {args.runs} of each, interleaved, after one warm-up run\n")
+
+    samples = {name: Samples() for name in cases}
+    for case in cases.values():
+        case()  # warm-up: .pyc files, page cache, the log file created
+    for _ in range(args.runs):
+        for name, case in cases.items():
+            samples[name].add(case())
+
+    base = samples.get("kai-client: kai --version")
+    rows = []
+    for name, s in samples.items():
+        ratio = f"{s.median / base.median:.2f}" if base else "-"
+        rows.append([name, fmt_range(s, 0, 1000), ratio])
+    print(table(["command", "wall ms, median (min–max)", "÷ kai-client kai --version"], rows))
+
+    print("\n## Targets (issue 7)\n")
+    trows = []
+    if base:
+        for name in ("kai --version", "kai --help"):
+            r = samples[name].median / base.median
+            trows.append([name, "≤ 0.5 × kai-client kai --version", f"{r:.2f} ×", _yes(r <= 0.5)])
+    for name, limit in TARGETS_MS.items():
+        if name in samples:
+            ms = samples[name].median * 1000
+            trows.append([name, f"< {limit:.0f} ms", f"{ms:.0f} ms", _yes(ms < limit)])
+    print(table(["figure", "target", "measured", "met"], trows))
+
+    if args.importtime:
+        print("\n## Slowest imports (-X importtime, cumulative, one run)\n")
+        print("- `kai --version`: " + import_top(python, "from kai_shell.cli import main", env))
+        print("- `import kai_core`: " + import_top(python, "import kai_core", env))
+        print("- `kai-shell`: " + import_top(python, "import kai_shell.repl", env))
+        if venv is not None:
+            print(
+                "- kai-client `kai`: "
+                + import_top(str(venv / "bin" / "python"), "import kai_client.cli", env)
+            )
+    work.cleanup()
+    return 0
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""The streaming half of :class:`~kai_core.client.KaiClient`.
+
+Every method here returns an :class:`~kai_core._stream.EventStream` (lazy:
+nothing is sent before it is iterated or entered): a user message, a v6
+approval answer (the assistant message sent back), the legacy tool result,
+a resumed stream. Kept apart from the plain requests so each module stays
+small; :class:`StreamMethods` is only meant as a base of ``KaiClient``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import httpx
+import msgspec
+
+from ._approvals import Answers, answer_parts
+from ._http import Transport
+from ._stream import EventLogSink, EventStream, StreamPlan
+from .api import ChatRequest, MessageMetadata, MessageRequest, RequestContext, encode_request
+from .assemble import MessageAssembler
+from .discovery import KaiBackend
+from .exceptions import KaiError
+from .log import LogRecord
+
+if TYPE_CHECKING:
+    from ._agent import ToolPolicy
+    from .api import ChatDetail
+
+__all__ = ["StreamMethods"]
+
+_json: Final = msgspec.json.Encoder()
+
+
+def _enum_value(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+class StreamMethods:
+    """The methods of :class:`~kai_core.client.KaiClient` that stream an answer."""
+
+    base_url: str
+    backend: KaiBackend | None
+    log: EventLogSink | None
+    max_event_size: int
+    _http: Transport
+
+    if TYPE_CHECKING:
+
+        async def get_chat(self, chat_id: str) -> ChatDetail: ...
+
+        async def tool_policy(self, *, refresh: bool = False) -> ToolPolicy: ...
+
+    def _stream(self, chat_id: str, prepare: Callable[[str], Awaitable[StreamPlan]]) -> EventStream:
+        return EventStream(
+            prepare, chat_id=chat_id, log=self.log, max_event_size=self.max_event_size
+        )
+
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None = None,
+        *,
+        retry: bool,
+    ) -> httpx.Response:
+        request = self._http.build(method, path, content=content, stream=True)
+        return await self._http.send(request, retry=retry, stream=True)
+
+    async def _assembler(self, message: dict[str, Any] | None = None) -> MessageAssembler:
+        if self.backend is KaiBackend.AGENT:
+            policy = await self.tool_policy()
+            return MessageAssembler(message, agent_waiting=policy.waits)
+        return MessageAssembler(message)
+
+    def _chat_body(
+        self,
+        chat_id: str,
+        message: MessageRequest,
+        visibility: str,
+        branch_id: int | None,
+    ) -> bytes:
+        return encode_request(
+            ChatRequest(
+                id=chat_id,
+                message=message,
+                selected_chat_model="chat-model",
+                selected_visibility_type=_enum_value(visibility),
+                branch_id=branch_id,
+            )
+        )
+
+    def _post_user_message(
+        self,
+        chat_id: str,
+        parts: list[dict[str, Any]],
+        metadata: MessageMetadata | None,
+        visibility: str,
+        branch_id: int | None,
+    ) -> EventStream:
+        message = MessageRequest(id=str(uuid.uuid4()), role="user", parts=parts, metadata=metadata)
+        body = self._chat_body(chat_id, message, visibility, branch_id)
+
+        async def prepare(turn: str) -> StreamPlan:
+            assembler = await self._assembler()
+            records = self._fact(
+                chat_id,
+                turn,
+                "user-message",
+                {
+                    "message": msgspec.to_builtins(message),
+                    "server": self.base_url,
+                    "backend": self.backend.value if self.backend else None,
+                },
+            )
+            return StreamPlan(
+                lambda: self._open("POST", "/api/chat", body, retry=False), assembler, records
+            )
+
+        return self._stream(chat_id, prepare)
+
+    def send_message(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+        hidden: bool = False,
+        request_path: str | None = None,
+    ) -> EventStream:
+        """Send a user message; the answer's events stream back.
+
+        Nothing is sent until the stream is iterated or entered. The user
+        message is logged before the request leaves.
+
+        :param visibility: ``"private"`` or ``"public"``.
+        :param branch_id: the Keboola development branch, if any.
+        :param hidden: mark the message hidden (UI-triggered prompts).
+        :param request_path: the UI path the user was on.
+        """
+        metadata: MessageMetadata | None = None
+        if hidden or request_path:
+            context = RequestContext(path=request_path) if request_path else None
+            metadata = MessageMetadata(hidden=hidden, request_context=context)
+        parts = [{"type": "text", "text": text}]
+        return self._post_user_message(chat_id, parts, metadata, visibility, branch_id)
+
+    def stream_message(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+        hidden: bool = False,
+        request_path: str | None = None,
+    ) -> EventStream:
+        """:meth:`send_message` for ``async with client.stream_message(...) as events``.
+
+        The stream's lifetime is the block: leaving it closes the response.
+        """
+        return self.send_message(
+            chat_id,
+            text,
+            visibility=visibility,
+            branch_id=branch_id,
+            hidden=hidden,
+            request_path=request_path,
+        )
+
+    def answer_approvals(
+        self,
+        chat_id: str,
+        answers: Answers,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """kai-assistant: answer v6 approvals of one message in one request.
+
+        Fetches the chat, sets each part to ``approval-responded`` with the
+        whole original ``approval`` object plus ``approved``/``reason``, sends
+        the assistant message back and streams the continuation.
+
+        :param answers: approval id → ``(approved, reason or None)``.
+        :raises KaiError: ``approval:not_found``, ``approval:already_answered``,
+            ``approval:wrong_backend`` (on kai-agent use :meth:`submit_approval`).
+        """
+        answers = dict(answers)
+
+        async def prepare(turn: str) -> StreamPlan:
+            if self.backend is KaiBackend.AGENT:
+                raise KaiError(
+                    "kai-agent answers approvals with submit_approval(), not by re-sending "
+                    "the message",
+                    code="approval:wrong_backend",
+                )
+            chat = await self.get_chat(chat_id)
+            message, parts = answer_parts(chat, answers)
+            reply = MessageRequest(id=message.id, role="assistant", parts=parts)
+            body = self._chat_body(chat_id, reply, visibility, branch_id)
+            base = {"id": message.id, "role": "assistant", "parts": parts}
+            if message.metadata is not None:
+                base["metadata"] = message.metadata
+            return StreamPlan(
+                lambda: self._open("POST", "/api/chat", body, retry=False),
+                await self._assembler(base),
+            )
+
+        return self._stream(chat_id, prepare)
+
+    def send_tool_approval_response(
+        self,
+        chat_id: str,
+        approval_id: str,
+        approved: bool,
+        *,
+        reason: str | None = None,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """kai-assistant: answer one v6 approval and stream the continuation."""
+        return self.answer_approvals(
+            chat_id, {approval_id: (approved, reason)}, visibility=visibility, branch_id=branch_id
+        )
+
+    def approve_tool(
+        self,
+        chat_id: str,
+        approval_id: str,
+        reason: str | None = None,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """kai-assistant: approve a pending tool call; stream the continuation."""
+        return self.send_tool_approval_response(
+            chat_id, approval_id, True, reason=reason, visibility=visibility, branch_id=branch_id
+        )
+
+    def reject_tool(
+        self,
+        chat_id: str,
+        approval_id: str,
+        reason: str | None = None,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """kai-assistant: reject a pending tool call; stream the continuation."""
+        return self.send_tool_approval_response(
+            chat_id, approval_id, False, reason=reason, visibility=visibility, branch_id=branch_id
+        )
+
+    def send_tool_result(
+        self,
+        chat_id: str,
+        tool_call_id: str,
+        tool_name: str,
+        result: str,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """Legacy: send a ``tool-result`` user part (pre-v6 servers only)."""
+        part = {
+            "type": "tool-result",
+            "toolCallId": tool_call_id,
+            "toolName": tool_name,
+            "result": result,
+        }
+        return self._post_user_message(chat_id, [part], None, visibility, branch_id)
+
+    def confirm_tool(
+        self,
+        chat_id: str,
+        tool_call_id: str,
+        tool_name: str,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """Legacy: :meth:`send_tool_result` with ``"confirmed"``."""
+        return self.send_tool_result(
+            chat_id,
+            tool_call_id,
+            tool_name,
+            "confirmed",
+            visibility=visibility,
+            branch_id=branch_id,
+        )
+
+    def deny_tool(
+        self,
+        chat_id: str,
+        tool_call_id: str,
+        tool_name: str,
+        *,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> EventStream:
+        """Legacy: :meth:`send_tool_result` with ``"denied"``."""
+        return self.send_tool_result(
+            chat_id, tool_call_id, tool_name, "denied", visibility=visibility, branch_id=branch_id
+        )
+
+    def resume_stream(self, chat_id: str, *, skip: int = 0) -> EventStream:
+        """kai-assistant: ``GET /api/chat/{id}/stream``: the running answer again.
+
+        A ``204`` (nothing running) gives an empty stream.
+
+        :param skip: chunks at the start that were already delivered: folded
+            into :attr:`EventStream.assembler` but not logged or handed out.
+        """
+
+        async def prepare(turn: str) -> StreamPlan:
+            records = self._fact(chat_id, turn, "resume", {"skipped": skip})
+            return StreamPlan(
+                lambda: self._open("GET", f"/api/chat/{chat_id}/stream", retry=True),
+                await self._assembler(),
+                records,
+                skip,
+            )
+
+        return self._stream(chat_id, prepare)
+
+    async def chat(
+        self,
+        text: str,
+        *,
+        chat_id: str | None = None,
+        visibility: str = "private",
+        branch_id: int | None = None,
+    ) -> tuple[str, str]:
+        """Send ``text`` and return ``(chat_id, the answer's full text)``."""
+        if chat_id is None:
+            chat_id = str(uuid.uuid4())
+        pieces: list[str] = []
+        async with self.send_message(
+            chat_id, text, visibility=visibility, branch_id=branch_id
+        ) as events:
+            async for event in events:
+                if event.type == "text":
+                    pieces.append(event.text)  # type: ignore[union-attr]
+        return chat_id, "".join(pieces)
+
+    def _fact(self, chat_id: str, turn: str, kind: str, body: dict[str, Any]) -> list[LogRecord]:
+        if self.log is None:
+            return []
+        return [
+            LogRecord(
+                chat_id=chat_id, turn=turn, origin="client", type=kind, body=_json.encode(body)
+            )
+        ]
+
+    def _log_fact(self, chat_id: str, kind: str, body: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.append(self._fact(chat_id, uuid.uuid4().hex, kind, body))

@@ -1,0 +1,276 @@
+"""The HTTP transport under :class:`~kai_core.client.KaiClient`.
+
+One job: send a request and hand back a good response, or raise the
+:mod:`kai_core.exceptions` error that says what went wrong. It maps httpx
+failures (refused connection, timeout, broken stream) and HTTP error
+statuses to our exceptions, retries idempotent requests with capped
+exponential back-off and jitter (``trio.sleep``, so tests can use trio's
+autojump clock), and keeps the Storage API token out of every message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+import httpx
+import msgspec
+import trio
+
+from .exceptions import (
+    KaiConnectionError,
+    KaiError,
+    KaiRateLimitError,
+    KaiTimeoutError,
+    error_from_response,
+)
+
+__all__ = [
+    "RETRY_STATUSES",
+    "RetryPolicy",
+    "Transport",
+    "parse_retry_after",
+    "scrub",
+]
+
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+"""Statuses after which an idempotent request is tried again."""
+
+_MASK: Final = "***"
+
+
+def scrub(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` masked."""
+    if secret and secret in text:
+        return text.replace(secret, _MASK)
+    return text
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The ``Retry-After`` header in seconds (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class RetryPolicy(msgspec.Struct, frozen=True):
+    """How idempotent requests are retried.
+
+    :param max_retries: retries after the first try (0 = never retry).
+    :param backoff: the first delay in seconds; it doubles per retry...
+    :param max_backoff: ...up to this cap. Each delay is jittered to 50–100 %.
+    :param max_retry_after: a ``Retry-After`` longer than this is not waited
+        out: the rate-limit error is raised instead.
+    """
+
+    max_retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None:
+            return retry_after
+        cap = min(self.max_backoff, self.backoff * 2.0**attempt)
+        return cap * (0.5 + rng.random() / 2)
+
+
+class Transport:
+    """An ``httpx.AsyncClient`` plus error mapping, retries and token masking.
+
+    :param base_url: the server, without a trailing slash.
+    :param token: the Storage API token (sent as ``x-storageapi-token``).
+    :param storage_api_url: sent as ``x-storageapi-url``.
+    :param timeout: seconds for each phase of a plain request.
+    :param stream_timeout: seconds to send a streaming request and to wait for a free connection.
+    :param stream_read_timeout: the longest silence between two reads of a stream.
+    :param connect_timeout: seconds to open a connection.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        storage_api_url: str,
+        *,
+        timeout: float,
+        stream_timeout: float,
+        stream_read_timeout: float | None,
+        connect_timeout: float,
+        retry: RetryPolicy,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._auth_headers = {"x-storageapi-token": token, "x-storageapi-url": storage_api_url}
+        self.request_timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.stream_timeout = httpx.Timeout(
+            stream_timeout, connect=connect_timeout, read=stream_read_timeout
+        )
+        self.retry = retry
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"Transport(base_url={self.base_url!r})"
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The httpx client, created on first use."""
+        if self._http is None or self._http.is_closed:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.request_timeout,
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the token masked."""
+        return scrub(text, self._token)
+
+    # -- requests ----------------------------------------------------------------
+
+    def build(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+        stream: bool = False,
+    ) -> httpx.Request:
+        """An ``httpx.Request`` for ``path`` with the auth headers and the right timeouts."""
+        headers: dict[str, str] = dict(self._auth_headers) if auth else {}
+        if content is not None:
+            headers["content-type"] = "application/json"
+        if stream:
+            headers["accept"] = "text/event-stream"
+        timeout = self.stream_timeout if stream else self.request_timeout
+        return self.http.build_request(
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=headers,
+            timeout=timeout,
+        )
+
+    async def send(
+        self, request: httpx.Request, *, retry: bool, stream: bool = False
+    ) -> httpx.Response:
+        """Send ``request``; return a response with status < 400 or raise.
+
+        :param retry: retry on connection errors and 429/502/503/504 (only for
+            idempotent requests).
+        :param stream: return before reading the body (the caller closes it).
+        """
+        attempt = 0
+        while True:
+            try:
+                response = await self.http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                error = self.transport_error(exc, request)
+                if retry and attempt < self.retry.max_retries and _retryable(exc):
+                    await trio.sleep(self.retry.delay(attempt, self._rng))
+                    attempt += 1
+                    continue
+                raise error from exc
+            if response.status_code < 400:
+                return response
+            error = await self.status_error(response)
+            if (
+                retry
+                and attempt < self.retry.max_retries
+                and response.status_code in RETRY_STATUSES
+            ):
+                retry_after = error.retry_after if isinstance(error, KaiRateLimitError) else None
+                if retry_after is None or retry_after <= self.retry.max_retry_after:
+                    await trio.sleep(self.retry.delay(attempt, self._rng, retry_after))
+                    attempt += 1
+                    continue
+            raise error
+
+    async def status_error(self, response: httpx.Response) -> KaiError:
+        """Read an error response, close it, and build its exception."""
+        try:
+            await response.aread()
+        except httpx.HTTPError:
+            pass
+        finally:
+            await response.aclose()
+        text = self.scrub(response.content.decode("utf-8", "replace"))
+        body: dict[str, Any] | None = None
+        if text.lstrip().startswith("{"):
+            try:
+                decoded = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                decoded = None
+            if isinstance(decoded, dict):
+                body = decoded
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return error_from_response(response.status_code, body, text, retry_after)
+
+    def transport_error(self, exc: httpx.TransportError, request: httpx.Request) -> KaiError:
+        """Our exception for an httpx transport failure on ``request``."""
+        return transport_error(exc, f"{request.method} {_url(request)}", self._token)
+
+
+def transport_error(exc: httpx.TransportError, what: str, token: str = "") -> KaiError:
+    """Map an httpx transport failure to :class:`KaiTimeoutError` / :class:`KaiConnectionError`.
+
+    :param what: what was being done, e.g. ``"GET http://host/api/history"``.
+    """
+    cause = scrub(str(exc) or type(exc).__name__, token)
+    what = scrub(what, token)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return KaiTimeoutError(f"timed out connecting for {what}", "timeout:connect", cause)
+    if isinstance(exc, httpx.ReadTimeout):
+        return KaiTimeoutError(f"timed out waiting for the server ({what})", "timeout:read", cause)
+    if isinstance(exc, httpx.TimeoutException):
+        return KaiTimeoutError(f"timed out ({what})", "timeout:request", cause)
+    if isinstance(exc, httpx.ConnectError):
+        return KaiConnectionError(
+            f"could not connect to the server for {what}", "connection:refused", cause
+        )
+    return KaiConnectionError(f"the connection failed during {what}", "connection:error", cause)
+
+
+def _retryable(exc: httpx.TransportError) -> bool:
+    # Timeouts other than connect are not retried: the caller already waited long.
+    if isinstance(exc, httpx.TimeoutException):
+        return isinstance(exc, httpx.ConnectTimeout)
+    return isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError))
+
+
+def _url(request: httpx.Request) -> str:
+    # The URL without the query string: ids in it are fine, but keep messages short.
+    url = request.url
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}{url.path}"

@@ -1,0 +1,344 @@
+"""Requests and responses of the Kai HTTP API as msgspec Structs.
+
+Field names are snake_case in Python and camelCase on the wire
+(``rename="camel"``), as in kai-client's models. Responses tolerate keys they
+do not know (msgspec skips them) and most fields are optional, so a newer
+server never breaks the client; dates stay ISO-8601 strings, exactly as the
+server sent them. Requests leave out ``None`` fields, as kai-client does.
+
+:func:`decode_response` decodes a response body with one reusable decoder per
+type (the decoders are built once, at import).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, TypeAlias, TypeVar
+
+import msgspec
+
+from .exceptions import KaiError
+
+__all__ = [
+    "AgentSettings",
+    "ApprovalRequest",
+    "ApprovalResponse",
+    "Chat",
+    "ChatDetail",
+    "ChatRequest",
+    "ErrorBody",
+    "HistoryResponse",
+    "InfoResponse",
+    "Message",
+    "MessageMetadata",
+    "MessageRequest",
+    "PingResponse",
+    "RequestContext",
+    "StorageIndex",
+    "StorageService",
+    "Suggestion",
+    "SuggestionsRequest",
+    "SuggestionsResponse",
+    "ToolInfo",
+    "ToolsListResponse",
+    "UsageResponse",
+    "UserAgentSettings",
+    "Visibility",
+    "Vote",
+    "VoteRequest",
+    "VoteType",
+    "decode_response",
+    "encode_request",
+]
+
+Visibility: TypeAlias = Literal["private", "public"]
+VoteType: TypeAlias = Literal["up", "down"]
+
+
+class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
+    """Base: camelCase on the wire; fields left at their default are not sent."""
+
+
+# --------------------------------------------------------------------- requests
+
+
+class RequestContext(_Wire):
+    """Where in the Keboola UI the user was when asking (``metadata.requestContext``)."""
+
+    path: str | None = None
+
+
+class MessageMetadata(_Wire):
+    """Metadata of a user message: ``hidden`` is always sent, as kai-client sends it."""
+
+    hidden: bool
+    request_context: RequestContext | None = None
+
+
+class MessageRequest(_Wire):
+    """A UI message sent in ``POST /api/chat``: a user message, or the assistant
+    message sent back with an approval answered."""
+
+    id: str
+    role: Literal["user", "assistant"]
+    parts: list[dict[str, Any]]
+    metadata: MessageMetadata | None = None
+
+
+class ChatRequest(_Wire):
+    """The body of ``POST /api/chat`` (every field but ``branch_id`` is always sent)."""
+
+    id: str
+    message: MessageRequest
+    selected_chat_model: str
+    selected_visibility_type: str
+    branch_id: int | None = None
+
+
+class VoteRequest(_Wire):
+    """The body of ``PATCH /api/vote``."""
+
+    chat_id: str
+    message_id: str
+    type: VoteType
+
+
+class ApprovalRequest(_Wire):
+    """The body of ``POST /api/chat/{id}/approval`` (kai-agent)."""
+
+    tool_use_id: str
+    approved: bool
+    reason: str | None = None
+    updated_input: dict[str, Any] | None = None
+    answers: dict[str, Any] | None = None
+
+
+class SuggestionsRequest(_Wire):
+    """The body of ``POST /api/suggestions``."""
+
+    context: str
+    data: dict[str, Any]
+
+
+# -------------------------------------------------------------------- responses
+
+
+class PingResponse(_Wire):
+    """``GET /ping``: the server's time."""
+
+    timestamp: str
+
+
+class InfoResponse(_Wire):
+    """``GET /api``: what the server is and which MCP servers it reaches.
+
+    ``connected_mcp`` is a list of ``{name | url, status}`` objects, or a
+    single such object (both occur).
+    """
+
+    timestamp: str = ""
+    uptime: float = 0.0
+    app_name: str = ""
+    app_version: str = ""
+    server_version: str = ""
+    connected_mcp: list[Any] | dict[str, Any] = msgspec.field(default_factory=list)
+
+
+class Message(_Wire):
+    """A stored UI message of a chat; ``parts`` are the wire dicts, unchanged."""
+
+    id: str
+    role: str
+    parts: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    created_at: str | None = None
+    metadata: Any = None
+
+
+class Chat(_Wire):
+    """A chat as history lists it."""
+
+    id: str
+    title: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    visibility: str | None = None
+    user_id: str | None = None
+
+
+class ChatDetail(Chat):
+    """``GET /api/chat/{id}``: the chat with its messages."""
+
+    messages: list[Message] = msgspec.field(default_factory=list)
+
+
+class HistoryResponse(_Wire):
+    """``GET /api/history``: a page of chats, newest first."""
+
+    chats: list[Chat] = msgspec.field(default_factory=list)
+    has_more: bool = False
+
+
+class Vote(_Wire):
+    """A vote on a message, in either wire format.
+
+    The server sends ``isUpvoted: bool`` (production) or ``type: "up"|"down"``
+    (legacy); both :attr:`type` and :attr:`is_upvoted` are always filled in.
+    """
+
+    chat_id: str = ""
+    message_id: str = ""
+    type: VoteType | None = None
+    is_upvoted: bool | None = None
+    id: str | None = None
+    created_at: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type is None:
+            self.type = "up" if self.is_upvoted else "down"
+        if self.is_upvoted is None:
+            self.is_upvoted = self.type == "up"
+
+
+class ErrorBody(_Wire):
+    """An error response: ``code`` is ``<type>:<surface>``, ``cause`` a detail."""
+
+    code: str = ""
+    message: str = ""
+    cause: Any = None
+
+
+class ApprovalResponse(_Wire):
+    """``POST /api/chat/{id}/approval`` (kai-agent)."""
+
+    success: bool
+    tool_use_id: str
+    approved: bool
+
+
+class UsageResponse(_Wire):
+    """``GET /api/usage``: the user's message quota."""
+
+    messages_used: int
+    messages_limit: int
+    reset_date: str | None = None
+
+
+class AgentSettings(_Wire):
+    """``GET|PATCH /api/settings``: project-level settings."""
+
+    project_id: str = ""
+    custom_instructions: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class UserAgentSettings(_Wire):
+    """``GET|PATCH /api/settings/user``: the user's settings.
+
+    ``tool_permissions`` maps a tool name to ``always_allow``, ``always_ask``
+    or ``blocked``.
+    """
+
+    project_id: str = ""
+    user_id: str = ""
+    custom_instructions: str | None = None
+    tool_permissions: dict[str, str] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
+class ToolInfo(_Wire):
+    """A tool the agent can call; read-only tools never wait for approval."""
+
+    name: str
+    description: str = ""
+    read_only: bool = False
+
+
+class ToolsListResponse(_Wire):
+    """``GET /api/settings/tools``."""
+
+    tools: list[ToolInfo] = msgspec.field(default_factory=list)
+
+
+class Suggestion(_Wire):
+    """A suggested prompt."""
+
+    id: str
+    label: str = ""
+    prompt: str = ""
+    priority: int | str = 0
+    category: str = ""
+    reasoning: str = ""
+
+
+class SuggestionsResponse(_Wire):
+    """``POST /api/suggestions``."""
+
+    suggestions: list[Suggestion] = msgspec.field(default_factory=list)
+    suggestion_session_id: str | None = None
+
+
+class StorageService(msgspec.Struct):
+    """One entry of the Storage API's ``services`` list."""
+
+    id: str = ""
+    url: str | None = None
+
+
+class StorageIndex(msgspec.Struct):
+    """``GET {storage_api_url}/v2/storage``: only the part discovery needs."""
+
+    services: list[StorageService] = msgspec.field(default_factory=list)
+
+
+# ------------------------------------------------------------------ en/decoding
+
+_T = TypeVar("_T")
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
+    cls: msgspec.json.Decoder(cls)
+    for cls in (
+        PingResponse,
+        InfoResponse,
+        Chat,
+        ChatDetail,
+        HistoryResponse,
+        Vote,
+        ErrorBody,
+        ApprovalResponse,
+        UsageResponse,
+        AgentSettings,
+        UserAgentSettings,
+        ToolInfo,
+        ToolsListResponse,
+        SuggestionsResponse,
+        StorageIndex,
+    )
+}
+_DECODERS[list[Vote]] = msgspec.json.Decoder(list[Vote])
+
+
+def decode_response(cls: type[_T], content: bytes | str, what: str = "") -> _T:
+    """Decode a response body into ``cls``.
+
+    :raises KaiError: ``response:invalid`` when the body is not JSON of that shape.
+    """
+    decoder = _DECODERS.get(cls)
+    try:
+        if decoder is None:
+            result: _T = msgspec.json.decode(content, type=cls)
+            return result
+        decoded: _T = decoder.decode(content)
+        return decoded
+    except msgspec.DecodeError as exc:
+        name = what or getattr(cls, "__name__", str(cls))
+        raise KaiError(
+            f"the server answered with an unexpected body for {name}: {exc}",
+            code="response:invalid",
+        ) from exc
+
+
+def encode_request(request: msgspec.Struct | dict[str, Any]) -> bytes:
+    """Encode a request body as compact JSON (``None`` fields left out for Structs)."""
+    return _ENCODER.encode(request)

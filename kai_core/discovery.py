@@ -1,0 +1,117 @@
+"""Find the Kai backend of a Keboola stack through its Storage API.
+
+``GET {storage_api_url}/v2/storage`` (with ``x-storageapi-token``) lists the
+stack's services as ``{id, url}``; Kai is ``kai-agent`` (the current backend)
+or ``kai-assistant`` (the legacy one). Errors carry kai-client's codes:
+``discovery:http_error``, ``discovery:service_not_found``, ``discovery:no_url``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import httpx
+
+from ._http import RetryPolicy, Transport
+from .api import StorageIndex, decode_response
+from .exceptions import KaiError
+
+__all__ = ["KaiBackend", "discover", "parse_backend"]
+
+
+class KaiBackend(enum.StrEnum):
+    """The two Kai backends, by their Storage API service id."""
+
+    AGENT = "kai-agent"
+    """The current backend: the stream waits open while a tool awaits approval."""
+    ASSISTANT = "kai-assistant"
+    """The legacy backend: the AI SDK v6 approval flow (re-POST), stream resume."""
+
+
+_ALIASES = {
+    "agent": KaiBackend.AGENT,
+    "kai-agent": KaiBackend.AGENT,
+    "assistant": KaiBackend.ASSISTANT,
+    "kai-assistant": KaiBackend.ASSISTANT,
+}
+
+
+def parse_backend(value: str | KaiBackend | None) -> KaiBackend | None:
+    """``"agent"``, ``"kai-agent"``, ``"assistant"``, ``"kai-assistant"``, a
+    :class:`KaiBackend` or None (= not known / choose automatically)."""
+    if value is None or isinstance(value, KaiBackend):
+        return value
+    try:
+        return _ALIASES[value.strip().lower()]
+    except KeyError:
+        raise ValueError(f"unknown Kai backend {value!r}: use 'agent' or 'assistant'") from None
+
+
+async def discover(
+    storage_api_token: str,
+    storage_api_url: str,
+    service: str | KaiBackend | None = None,
+    *,
+    http_timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[str, KaiBackend]:
+    """Return ``(base_url, backend)`` of the stack's Kai service.
+
+    :param service: the backend to look for; None prefers ``kai-agent`` when
+        the stack lists it, else ``kai-assistant``.
+    :param http_timeout: seconds for each phase of the request.
+    :raises KaiError: ``discovery:http_error`` when the Storage API answers
+        with an error (the subclass follows the status, e.g.
+        :class:`~kai_core.exceptions.KaiAuthenticationError` for 401),
+        ``discovery:service_not_found``, ``discovery:no_url``.
+    :raises KaiConnectionError: the Storage API cannot be reached.
+    :raises KaiTimeoutError: it did not answer in time.
+    """
+    wanted = parse_backend(service)
+    storage_api_url = storage_api_url.rstrip("/")
+    http = Transport(
+        storage_api_url,
+        storage_api_token,
+        storage_api_url,
+        timeout=http_timeout,
+        stream_timeout=http_timeout,
+        stream_read_timeout=http_timeout,
+        connect_timeout=min(http_timeout, 10.0),
+        retry=retry or RetryPolicy(),
+        transport=transport,
+    )
+    try:
+        request = http.build("GET", "/v2/storage")
+        request.headers.pop("x-storageapi-url", None)
+        try:
+            response = await http.send(request, retry=True)
+        except KaiError as exc:
+            if exc.code is not None and exc.code.startswith(("connection:", "timeout:")):
+                raise
+            exc.message = (
+                f"could not discover the Kai service: the Storage API at {storage_api_url} "
+                f"answered {exc.message}"
+            )
+            exc.args = (exc.message,)
+            exc.code = "discovery:http_error"
+            raise
+        index = decode_response(StorageIndex, response.content, "the Storage API index")
+    finally:
+        await http.aclose()
+
+    by_id = {s.id: s for s in index.services}
+    if wanted is None:
+        backend = KaiBackend.AGENT if KaiBackend.AGENT.value in by_id else KaiBackend.ASSISTANT
+    else:
+        backend = wanted
+    found = by_id.get(backend.value)
+    if found is None:
+        available = sorted(by_id)
+        raise KaiError(
+            f"{backend.value} service not found. Available services: {available}",
+            code="discovery:service_not_found",
+        )
+    if not found.url:
+        raise KaiError(f"{backend.value} service has no URL", code="discovery:no_url")
+    return found.url.rstrip("/"), backend

@@ -1,0 +1,378 @@
+"""Opening the log file: checks, pragmas, migrations and error translation.
+
+A file is a kai log when its header carries :data:`APPLICATION_ID`. A new
+(empty) file becomes one; anything else -- another program's SQLite file,
+a file that is not SQLite at all, a read-only file -- is refused with a
+:class:`~kai_core.exceptions.KaiLogError` that names the file and says what
+to do. The file is never modified in that case.
+
+Migrations are named, ordered and recorded in the ``migrations`` table; they
+run on open inside ``BEGIN IMMEDIATE``, so two processes opening a new file
+at the same moment apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final, Literal, TypeAlias
+
+import platformdirs
+import sqlite_utils
+
+from ..exceptions import KaiLogError
+
+__all__ = [
+    "APPLICATION_ID",
+    "BUSY_TIMEOUT",
+    "MIGRATIONS",
+    "Synchronous",
+    "default_log_path",
+    "log_errors",
+    "open_connection",
+]
+
+APPLICATION_ID: Final = 0x4B414931  # "KAI1" in the SQLite header: marks a kai log
+BUSY_TIMEOUT: Final = 10.0  # seconds a writer waits for another one before failing
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_HINT: Final = "pass another file with --db or the KAI_DB environment variable"
+
+Synchronous: TypeAlias = Literal["full", "normal"]
+
+
+def default_log_path() -> Path:
+    """Where the log lives unless told otherwise.
+
+    ``$KAI_DB`` when set, else ``kai.db`` in the user's data directory
+    (``platformdirs.user_data_path("kai")``).
+    """
+    env = os.environ.get("KAI_DB")
+    if env:
+        return Path(env).expanduser()
+    return platformdirs.user_data_path("kai", appauthor=False) / "kai.db"
+
+
+def _error(path: Path, message: str, code: str, exc: BaseException | None = None) -> KaiLogError:
+    cause = str(exc) if exc is not None else None
+    return KaiLogError(f"event log {path}: {message}", code=code, cause=cause)
+
+
+def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
+    """Turn an sqlite3 error into a KaiLogError that says what to do."""
+    text = str(exc).lower()
+    if "not a database" in text or "malformed" in text:
+        return _error(
+            path,
+            f"the file is corrupt or not a SQLite database ({action}); "
+            f"move it aside (it was left untouched) or {_HINT}",
+            "log:corrupt",
+            exc,
+        )
+    if "readonly" in text or "read-only" in text:
+        return _error(
+            path,
+            f"the file or its directory is read-only ({action}); make both writable "
+            f"for your user or {_HINT}",
+            "log:read_only",
+            exc,
+        )
+    if "locked" in text or "busy" in text:
+        return _error(
+            path,
+            f"another process held the log for over {BUSY_TIMEOUT:g} s ({action}); try again",
+            "log:locked",
+            exc,
+        )
+    if "unable to open" in text:
+        return _error(
+            path,
+            f"cannot open the file ({action}); check that its directory exists and is "
+            f"writable, or {_HINT}",
+            "log:open",
+            exc,
+        )
+    if "full" in text or "i/o" in text:
+        return _error(path, f"the disk failed ({action}): {exc}", "log:io", exc)
+    return _error(path, f"{action} failed: {exc}", "log:error", exc)
+
+
+@contextlib.contextmanager
+def log_errors(path: Path, action: str) -> Iterator[None]:
+    """Re-raise sqlite3 errors inside the block as KaiLogError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(path, exc, action) from exc
+
+
+def _create_file(path: Path) -> None:
+    """Create the file owner-only before SQLite sees it (its -wal/-shm copy this mode)."""
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _error(path, f"cannot create its directory ({exc.strerror})", "log:open") from exc
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process created it a moment ago: fine
+    except OSError as exc:
+        raise _error(path, f"cannot create the file ({exc.strerror}); {_HINT}", "log:open") from exc
+    os.close(fd)
+
+
+def _check_existing(path: Path) -> None:
+    """Refuse files we must not touch, before SQLite opens (and maybe changes) them."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise _error(path, f"cannot read the file ({exc.strerror})", "log:open") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _error(path, f"is not a regular file; {_HINT}", "log:open")
+    # Mode bits too, not only access(): root may write anything, but a file
+    # someone made read-only is not ours to change.
+    if not (st.st_mode & stat.S_IWUSR) or not os.access(path, os.R_OK | os.W_OK):
+        raise _error(
+            path,
+            f"the file is read-only; make it writable (chmod u+rw) or {_HINT}",
+            "log:read_only",
+        )
+    if st.st_size == 0:
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise _error(path, f"cannot read the file ({exc.strerror})", "log:open") from exc
+    if head != _SQLITE_MAGIC:
+        raise _error(
+            path,
+            f"the file is corrupt or not a SQLite database; move it aside (it was left "
+            f"untouched) or {_HINT}",
+            "log:corrupt",
+        )
+
+
+def _check_kai(conn: sqlite3.Connection, path: Path) -> bool:
+    """True when the file is a kai log, False when it is empty; raise otherwise."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        return True
+    objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id == 0 and objects == 0:
+        return False
+    raise _error(
+        path,
+        f"this SQLite file belongs to another program (application_id {app_id}, "
+        f"{objects} schema objects), not kai; it was left untouched; {_HINT}",
+        "log:not_kai",
+    )
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    # Switching to WAL needs a moment of exclusive access; when another process
+    # holds the file, wait like any writer would.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL (journal_mode={mode})")
+        return
+
+
+def open_connection(
+    path: Path, *, synchronous: Synchronous = "full", migrate: bool = True
+) -> sqlite3.Connection:
+    """Open (creating if needed) the log at ``path`` and bring its schema up to date.
+
+    :param synchronous: ``"full"`` (default) makes each commit survive power
+        loss; ``"normal"`` survives a killed process but not a power cut.
+    :param migrate: run the migrations (the first connection of a log does).
+    :raises KaiLogError: for a file that is not a kai log, corrupt, or read-only.
+    """
+    if path.exists():
+        _check_existing(path)
+    else:
+        _create_file(path)
+    conn: sqlite3.Connection | None = None
+    with log_errors(path, "opening"):
+        try:
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            _check_kai(conn, path)
+            _set_wal(conn)
+            conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            # Deleted content is overwritten with zeros, so `forget` leaves nothing behind,
+            # not even older versions of a row that was rewritten by a projection.
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            # Replay and search read a chat's rows scattered over the file: map it
+            # and keep a bigger page cache instead of one read() per page.
+            conn.execute("PRAGMA mmap_size=1073741824")
+            conn.execute("PRAGMA cache_size=-32768")
+            if migrate:
+                _migrate(conn, path)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+    return conn
+
+
+# --- migrations -----------------------------------------------------------
+
+Migration: TypeAlias = Callable[[sqlite_utils.Database], None]
+
+
+def _m001_events(db: sqlite_utils.Database) -> None:
+    # Raw SQL: sqlite-utils has no AUTOINCREMENT, and we want seq never reused
+    # after `forget` deleted the newest events (readers may remember positions).
+    db.execute(
+        """
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_id TEXT NOT NULL,
+            turn TEXT NOT NULL,
+            ts REAL NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('server', 'client')),
+            type TEXT NOT NULL,
+            body TEXT NOT NULL
+        )
+        """
+    )
+    db.table("events").create_index(["chat_id", "seq"], index_name="events_chat")
+    db.table("events").create_index(["turn"], index_name="events_turn")
+
+
+def _m002_projections(db: sqlite_utils.Database) -> None:
+    db.table("projection_state").create({"key": str, "value": int}, pk="key", not_null={"value"})
+    db.table("chats").create(
+        {
+            "id": str,
+            "title": str,
+            "first_ts": float,
+            "last_ts": float,
+            "message_count": int,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "server": str,
+            "backend": str,
+            "deleted_ts": float,
+            "last_seq": int,
+        },
+        pk="id",
+    )
+    db.table("chats").create_index(["last_ts"], index_name="chats_last_ts")
+    # A message's key is the seq of the event that started it: stable across
+    # rebuilds and in log order.
+    db.table("messages").create(
+        {
+            "seq": int,
+            "id": str,
+            "chat_id": str,
+            "turn": str,
+            "role": str,
+            "ts": float,
+            "text": str,
+            "parts": str,
+            "metadata": str,
+            "finish_reason": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "imported": int,
+        },
+        pk="seq",
+        not_null={"id", "chat_id", "role", "ts", "text", "parts"},
+    )
+    db.table("messages").create_index(["chat_id", "id"], index_name="messages_chat_id", unique=True)
+    db.table("messages").create_index(["id"], index_name="messages_id")
+    db.table("messages").create_index(["ts"], index_name="messages_ts")
+    db.table("tool_calls").create(
+        {
+            "chat_id": str,
+            "tool_call_id": str,
+            "message_id": str,
+            "message_seq": int,
+            "tool_name": str,
+            "state": str,
+            "input": str,
+            "output": str,
+            "error_text": str,
+            "approval_id": str,
+            "approved": int,
+            "decided_by": str,
+            "reason": str,
+        },
+        pk=("message_seq", "tool_call_id"),
+    )
+    db.table("tool_calls").create_index(["tool_name"], index_name="tool_calls_name")
+    db.table("tool_calls").create_index(["chat_id"], index_name="tool_calls_chat")
+    db.table("votes").create(
+        {"chat_id": str, "message_id": str, "type": str, "ts": float},
+        pk=("chat_id", "message_id"),
+    )
+    # One row per message: the FTS5 index (external content, kept in step by
+    # the triggers sqlite-utils creates) ranks each column separately.
+    db.table("search_text").create(
+        {"seq": int, "user_text": str, "answer_text": str, "tool_names": str, "tool_io": str},
+        pk="seq",
+    )
+    db.table("search_text").enable_fts(
+        ["user_text", "answer_text", "tool_names", "tool_io"],
+        create_triggers=True,
+        tokenize="porter unicode61 remove_diacritics 2",
+    )
+
+
+MIGRATIONS: Final[tuple[tuple[str, Migration], ...]] = (
+    ("0001_events", _m001_events),
+    ("0002_projections", _m002_projections),
+)
+"""Named, ordered, never edited once released; append new ones at the end."""
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Checked again under the write lock: another process may have
+        # initialised the file since we looked.
+        _check_kai(conn, path)
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        applied = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+        known = {name for name, _ in MIGRATIONS}
+        if applied - known:
+            raise _error(
+                path,
+                f"the file was written by a newer kai (unknown migrations: "
+                f"{', '.join(sorted(applied - known))}); upgrade kai or {_HINT}",
+                "log:too_new",
+            )
+        db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+        for name, migration in MIGRATIONS:
+            if name not in applied:
+                migration(db)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+                )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

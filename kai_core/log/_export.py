@@ -1,0 +1,293 @@
+"""Moving data out of and into the log: JSON lines, Markdown, server chat details.
+
+JSON lines: one event per line, ``{"seq", "chat_id", "turn", "ts", "origin",
+"type", "body"}``, where ``body`` is the record's JSON embedded verbatim (a
+body that is not JSON is written as the string ``body_text``). Importing the
+lines into an empty log gives identical events and projections.
+
+Markdown: a transcript for people, built from the projections.
+
+Server chat details (``GET /api/chat/{id}``) become one ``imported-message``
+record per message: what the server stored, not invented wire chunks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final, TypeAlias
+
+import msgspec
+
+from ._records import IMPORTED_MESSAGE, LogRecord, Origin, StoredEvent
+
+__all__ = [
+    "ExportLine",
+    "FileArg",
+    "decode_lines",
+    "encode_line",
+    "imported_records",
+    "open_for_reading",
+    "open_for_writing",
+    "open_private",
+    "render_markdown",
+]
+
+FileArg: TypeAlias = "str | os.PathLike[str] | IO[bytes] | IO[str]"
+
+
+class ExportLine(msgspec.Struct, omit_defaults=True):
+    """One line of a JSON lines export."""
+
+    seq: int
+    chat_id: str
+    turn: str
+    ts: float
+    origin: str
+    type: str
+    body: msgspec.Raw = msgspec.Raw()  # empty = absent (omitted when encoded)
+    body_text: str | None = None
+
+
+_encoder: Final = msgspec.json.Encoder()
+_line_decoder: Final = msgspec.json.Decoder(ExportLine)
+_any_decoder: Final = msgspec.json.Decoder()
+
+
+def encode_line(ev: StoredEvent) -> bytes:
+    """The export line of one event (with its newline)."""
+    try:
+        _any_decoder.decode(ev.body)
+        line = ExportLine(
+            ev.seq, ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, msgspec.Raw(ev.body)
+        )
+    except msgspec.DecodeError:
+        line = ExportLine(
+            ev.seq, ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, body_text=ev.body.decode()
+        )
+    return _encoder.encode(line) + b"\n"
+
+
+def decode_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, StoredEvent]]:
+    """Parse export lines into ``(line number, event)``; blank lines are skipped.
+
+    :raises ValueError: naming the line that is not a valid export line.
+    """
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = _line_decoder.decode(line)
+        except msgspec.MsgspecError as exc:
+            raise ValueError(f"line {number} is not a kai log export line: {exc}") from None
+        if item.origin not in ("server", "client"):
+            raise ValueError(f"line {number}: origin must be server or client")
+        if len(item.body):
+            body = bytes(item.body)
+        elif item.body_text is not None:
+            body = item.body_text.encode()
+        else:
+            raise ValueError(f"line {number} has no body")
+        origin: Origin = "server" if item.origin == "server" else "client"
+        yield (
+            number,
+            StoredEvent(item.seq, item.chat_id, item.turn, item.ts, origin, item.type, body),
+        )
+
+
+def open_private(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> IO[str]:
+    """Open ``path`` for writing text, creating it owner-only (0600): exports
+    hold chat contents. An existing file is truncated (its mode is kept)."""
+    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w", encoding=encoding)
+
+
+@contextlib.contextmanager
+def open_for_writing(file: FileArg) -> Iterator[IO[bytes]]:
+    """A binary stream to write to: a path (created owner-only) or a file object."""
+    if isinstance(file, str | os.PathLike):
+        fd = os.open(os.fspath(file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+    elif isinstance(file, io.TextIOBase):
+        buffer = getattr(file, "buffer", None)
+        if buffer is not None:
+            file.flush()
+            yield buffer
+            buffer.flush()
+        else:
+            text = io.BytesIO()
+            yield text
+            file.write(text.getvalue().decode())
+    else:
+        yield file  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def open_for_reading(file: FileArg) -> Iterator[IO[bytes]]:
+    """A binary stream to read from: a path or a file object."""
+    if isinstance(file, str | os.PathLike):
+        with open(os.fspath(file), "rb") as src:
+            yield src
+    elif isinstance(file, io.TextIOBase):
+        buffer = getattr(file, "buffer", None)
+        yield buffer if buffer is not None else io.BytesIO(file.read().encode())
+    else:
+        yield file  # type: ignore[misc]
+
+
+# -- server chat details -------------------------------------------------------
+
+
+def _builtins(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return msgspec.to_builtins(value)
+
+
+def _timestamp(message: Mapping[str, Any]) -> float | None:
+    value = message.get("createdAt", message.get("created_at"))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def imported_records(detail: Any, known_ids: set[str], turn: str, now: float) -> list[LogRecord]:
+    """The ``imported-message`` records for the messages of ``detail`` not yet known.
+
+    :param detail: a chat detail as ``GET /api/chat/{id}`` returns it: a mapping
+        or a Struct/dataclass with ``id``, ``title`` and ``messages``.
+    :param known_ids: ids of the chat's messages already in the log (updated).
+    """
+    data = _builtins(detail)
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise ValueError("a chat detail needs an 'id'")
+    chat_id: str = data["id"]
+    title = data.get("title")
+    records = []
+    for raw in data.get("messages") or []:
+        message = _builtins(raw)
+        if not isinstance(message, dict) or not isinstance(message.get("id"), str):
+            continue
+        if message["id"] in known_ids:
+            continue
+        known_ids.add(message["id"])
+        body: dict[str, Any] = {"message": message}
+        if isinstance(title, str) and title:
+            body["title"] = title
+        records.append(
+            LogRecord(
+                chat_id=chat_id,
+                turn=turn,
+                origin="client",
+                type=IMPORTED_MESSAGE,
+                body=_encoder.encode(body),
+                ts=_timestamp(message) or now,
+            )
+        )
+    return records
+
+
+# -- markdown --------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "?"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fence(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    lang = "" if isinstance(value, str) else "json"
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _tool_block(part: dict[str, Any], call: Mapping[str, Any] | None) -> list[str]:
+    name = part.get("toolName") or str(part.get("type", ""))[5:] or "tool"
+    out = [f"**Tool `{name}`** ({part.get('state', '?')})", ""]
+    if part.get("input") is not None:
+        out += ["Input:", "", _fence(part["input"]), ""]
+    if call is not None and call.get("approved") is not None:
+        verdict = "approved" if call["approved"] else "rejected"
+        who = f" by {call['decided_by']}" if call.get("decided_by") else ""
+        why = f": {call['reason']}" if call.get("reason") else ""
+        out += [f"_{verdict}{who}{why}_", ""]
+    if "output" in part and part.get("state") == "output-available":
+        out += ["Output:", "", _fence(part.get("output")), ""]
+    if part.get("errorText"):
+        out += [f"Error: {part['errorText']}", ""]
+    return out
+
+
+def render_markdown(
+    chat: Mapping[str, Any],
+    messages: Sequence[Mapping[str, Any]],
+    calls: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> str:
+    """A transcript of one chat for people to read.
+
+    :param chat: the ``chats`` row.
+    :param messages: the ``messages`` rows (``parts`` decoded), in order.
+    :param calls: ``tool_calls`` rows by (message id, tool call id).
+    """
+    title = chat.get("title") or "Untitled chat"
+    lines = [f"# {title}", ""]
+    lines.append(f"- Chat: `{chat['id']}`")
+    if chat.get("server"):
+        lines.append(f"- Server: {chat['server']}")
+    lines.append(f"- From {_when(chat.get('first_ts'))} to {_when(chat.get('last_ts'))}")
+    lines.append(
+        f"- {chat.get('message_count', 0)} messages, {chat.get('prompt_tokens', 0)} prompt "
+        f"and {chat.get('completion_tokens', 0)} completion tokens"
+    )
+    if chat.get("deleted_ts"):
+        lines.append(f"- Deleted on the server {_when(chat['deleted_ts'])}")
+    lines.append("")
+    for message in messages:
+        role = str(message.get("role", "?")).capitalize()
+        note = " (imported)" if message.get("imported") else ""
+        lines += ["---", "", f"## {role} · {_when(message.get('ts'))}{note}", ""]
+        for part in message.get("parts") or []:
+            kind = part.get("type")
+            if kind == "text" and part.get("text"):
+                lines += [part["text"], ""]
+            elif kind == "reasoning" and part.get("text"):
+                lines += ["> " + part["text"].replace("\n", "\n> "), ""]
+            elif isinstance(kind, str) and (kind.startswith("tool-") or kind == "dynamic-tool"):
+                call = calls.get((str(message.get("id")), str(part.get("toolCallId"))))
+                lines += _tool_block(part, call)
+            elif kind == "source-url":
+                lines += [
+                    f"Source: [{part.get('title') or part.get('url')}]({part.get('url')})",
+                    "",
+                ]
+            elif kind == "source-document":
+                lines += [f"Source: {part.get('title')} ({part.get('mediaType')})", ""]
+            elif kind == "file":
+                url = str(part.get("url", ""))
+                shown = url if len(url) < 200 else url[:60] + "…"
+                lines += [f"File ({part.get('mediaType')}): {shown}", ""]
+        if message.get("finish_reason") in ("error", "length", "content-filter"):
+            lines += [f"_finished: {message['finish_reason']}_", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def as_path(file: FileArg) -> Path | None:
+    """The path when ``file`` is one."""
+    return Path(os.fspath(file)) if isinstance(file, str | os.PathLike) else None

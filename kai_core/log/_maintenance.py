@@ -1,0 +1,128 @@
+"""Writes other than appends: imports, and forgetting a chat for real."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import KaiLogError
+from ._append import INSERT, INSERT_SEQ, record_rows
+from ._export import imported_records
+from ._projections import count_forget
+from ._records import StoredEvent
+
+__all__ = ["compact_and_checkpoint", "forget_chat", "import_detail", "import_events"]
+
+
+class _transaction:  # noqa: N801 - used like a function: ``with _transaction(conn):``
+    """``with _Tx(conn):`` a BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+
+def import_events(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> int:
+    """Insert exported events in one transaction; return how many were added.
+
+    A turn already in the log is skipped whole (importing twice adds
+    nothing). A position is kept when it is past the log's end (always, for
+    an empty log), else the event gets the next one.
+    """
+    added = 0
+    with _transaction(conn):
+        seen: dict[str, bool] = {}
+        top = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM (SELECT seq FROM events UNION ALL "
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events')"
+        ).fetchone()[0]
+        for ev in events:
+            keep = seen.get(ev.turn)
+            if keep is None:
+                found = conn.execute("SELECT 1 FROM events WHERE turn = ? LIMIT 1", (ev.turn,))
+                keep = seen[ev.turn] = found.fetchone() is None
+            if not keep:
+                continue
+            row = (ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, ev.body.decode())
+            if ev.seq > top:
+                conn.execute(INSERT_SEQ, (ev.seq, *row))
+                top = ev.seq
+            else:
+                conn.execute(INSERT, row)
+                top = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            added += 1
+    return added
+
+
+def _chat_id(detail: Any) -> str:
+    value = detail.get("id") if isinstance(detail, dict) else getattr(detail, "id", None)
+    if not isinstance(value, str):
+        raise KaiLogError("a chat detail to import needs an 'id'", code="log:bad_import")
+    return value
+
+
+def import_detail(conn: sqlite3.Connection, detail: Any) -> int:
+    """Record the messages of a server chat detail not yet in the log (projections
+    must be current); return how many."""
+    with _transaction(conn):
+        chat_id = _chat_id(detail)
+        known = {
+            row[0] for row in conn.execute("SELECT id FROM messages WHERE chat_id = ?", (chat_id,))
+        }
+        now = time.time()
+        records = imported_records(detail, known, uuid.uuid4().hex, now)
+        if records:
+            conn.executemany(INSERT, record_rows(records, now))
+    return len(records)
+
+
+def forget_chat(conn: sqlite3.Connection, chat_id: str) -> int:
+    """Delete a chat's events and projection rows in one transaction; return the
+    number of events deleted. Follow with :func:`compact_and_checkpoint`."""
+    with _transaction(conn):
+        deleted: int = conn.execute("DELETE FROM events WHERE chat_id = ?", (chat_id,)).rowcount
+        conn.execute(
+            "DELETE FROM search_text WHERE seq IN (SELECT seq FROM messages WHERE chat_id = ?)",
+            (chat_id,),
+        )
+        for table, column in (
+            ("messages", "chat_id"),
+            ("tool_calls", "chat_id"),
+            ("votes", "chat_id"),
+            ("chats", "id"),
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (chat_id,))
+        count_forget(conn)
+    return deleted
+
+
+def compact_and_checkpoint(conn: sqlite3.Connection, path: Path) -> None:
+    """Leave no deleted bytes behind: merge the FTS index (no segment keeps a
+    forgotten word), then copy the WAL into the file and truncate it."""
+    conn.execute("INSERT INTO search_text_fts (search_text_fts) VALUES ('optimize')")
+    # Another process reading at this moment keeps the WAL; wait for it a little.
+    deadline = time.monotonic() + 10.0
+    while True:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            raise KaiLogError(
+                f"event log {path}: another process kept the log open, so the write-ahead "
+                "log could not be truncated; run forget again later",
+                code="log:locked",
+            )
+        time.sleep(0.05)

@@ -1,0 +1,156 @@
+"""``kai replay`` and ``kai search``: read only the event log, no token, no network."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from ..cli import runtime_of
+from ..errors import run_trio
+from ..output import echo_json
+from ..runtime import Runtime, UsageError
+
+MAX_PAUSE = 2.0
+"""Longest pause (seconds, before the speed factor) a timed replay makes."""
+
+
+def user_text(body: bytes | str) -> str | None:
+    """The text of a logged user message (None for an assistant message)."""
+    import json
+
+    message = json.loads(body).get("message") or {}
+    if message.get("role") != "user":
+        return None
+    return "".join(p.get("text", "") for p in message.get("parts", []) if p.get("type") == "text")
+
+
+def _log(runtime: Runtime) -> Any:
+    log = runtime.log
+    if log is None:
+        raise UsageError("this command reads the event log; drop --no-log")
+    return log
+
+
+@click.command()
+@click.argument("chat_id")
+@click.option(
+    "--speed", type=float, default=1.0, show_default=True, help="Pace factor (2 = twice as fast)."
+)
+@click.option("--instant", is_flag=True, help="No pauses: print the whole chat at once.")
+@click.option("--json-output", is_flag=True, help="One JSON object per event per line.")
+@click.pass_context
+def replay(
+    ctx: click.Context, chat_id: str, speed: float, instant: bool, json_output: bool
+) -> None:
+    """Replay a recorded chat from the log, at its recorded pace or instantly."""
+    runtime = runtime_of(ctx)
+    if speed <= 0:
+        raise click.BadParameter("must be greater than 0", param_hint="--speed")
+    if json_output:
+        runtime.options.renderer = "json"
+
+    async def run() -> None:
+        import trio
+
+        from kai_core.exceptions import KaiNotFoundError
+
+        log = _log(runtime)
+        if not await trio.to_thread.run_sync(log.has_chat, chat_id):
+            raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
+        steps = await trio.to_thread.run_sync(lambda: list(log.replay_steps(chat_id)))
+        renderer = runtime.guarded_renderer(sys.stdout)
+        previous: float | None = None
+        open_turn = False
+        for step in steps:
+            record = step.record
+            if not instant and previous is not None:
+                # Recorded pace, but a pause between turns (user reading or
+                # away) is capped so a replay never sits idle for long.
+                await trio.sleep(min(max(record.ts - previous, 0.0), MAX_PAUSE) / speed)
+            previous = record.ts
+            if record.origin == "client" and record.type in ("user-message", "imported-message"):
+                text = user_text(record.body)
+                if text is not None:
+                    if open_turn:
+                        renderer.end()
+                    renderer.begin(text)
+                    open_turn = True
+            for event in step.events:
+                renderer.event(event)
+        renderer.end()
+
+    run_trio(ctx, run)
+
+
+def _date(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+@click.command()
+@click.argument("query")
+@click.option("--chat", "chat_id", help="Only this chat.")
+@click.option(
+    "--role", type=click.Choice(["user", "assistant"]), help="Only user or assistant messages."
+)
+@click.option("--tool", help="Only messages that called this tool.")
+@click.option("--since", help="Only from this date (YYYY-MM-DD[THH:MM]).")
+@click.option("--until", help="Only until this date.")
+@click.option("-n", "--limit", default=20, show_default=True, help="At most this many results.")
+@click.option(
+    "--raw", is_flag=True, help="Pass FTS5 query syntax through (AND, OR, NEAR, prefix*)."
+)
+@click.option("--json-output", is_flag=True, help="One JSON object per result per line.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    chat_id: str | None,
+    role: str | None,
+    tool: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    raw: bool,
+    json_output: bool,
+) -> None:
+    """Full-text search over every recorded chat: your words, answers, tools and their data."""
+    runtime = runtime_of(ctx)
+    since_ts, until_ts = _date(since), _date(until)
+
+    async def run() -> None:
+        import trio
+
+        log = _log(runtime)
+        hits = await trio.to_thread.run_sync(
+            lambda: log.search(
+                query,
+                chat_id=chat_id,
+                role=role,
+                tool=tool,
+                since=since_ts,
+                until=until_ts,
+                limit=limit,
+                raw=raw,
+            )
+        )
+        if json_output:
+            for hit in hits:
+                echo_json(hit)
+            return
+        if not hits:
+            click.echo("No matches.")
+            return
+        for hit in hits:
+            title = getattr(hit, "title", None) or "(no title)"
+            click.echo(f"{hit.chat_id}  {title[:40]}  [{hit.role}]")
+            click.echo(f"    {hit.snippet}")
+
+    run_trio(ctx, run)

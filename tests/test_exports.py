@@ -1,0 +1,40 @@
+"""The public surface of kai_core: every exported name resolves, lazily."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import kai_core
+
+
+def test_every_public_name_resolves() -> None:
+    for name in kai_core.__all__:
+        assert getattr(kai_core, name) is not None, name
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        kai_core.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, kai_core; "
+        "heavy = [m for m in ('httpx', 'sqlite3', 'sqlite_utils', 'trio', 'rich') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_kai_client_readme_names() -> None:
+    from kai_core import KaiClient, SSEStreamParser, ToolApprovalRequestEvent
+
+    assert hasattr(KaiClient, "send_message") and hasattr(KaiClient, "from_storage_api")
+    assert hasattr(SSEStreamParser, "process_event")
+    assert ToolApprovalRequestEvent.type == "tool-approval-request"
