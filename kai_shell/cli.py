@@ -59,6 +59,12 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(importlib.import_module(module_name), attr)
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        from .errors import reported
+
+        with reported():
+            return super().invoke(ctx)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # List commands from the table, without importing their modules.
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]

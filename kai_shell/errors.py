@@ -21,12 +21,13 @@ code   meaning
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
 
-__all__ = ["EXIT_CODES", "exit_code_for", "fail", "run_trio"]
+__all__ = ["EXIT_CODES", "exit_code_for", "fail", "reported", "run_trio"]
 
 EXIT_CODES = {
     "ok": 0,
@@ -81,24 +82,18 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def run_trio(ctx: click.Context, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    """Run ``fn(*args)`` under trio; map every failure to a line and an exit code.
+@contextmanager
+def reported(debug: bool | None = None) -> Iterator[None]:
+    """Turn failures inside the block into one line on stderr and an exit code.
 
-    With ``--debug`` the traceback is printed too.
+    With ``debug`` the traceback is printed too.
     """
-    import trio
-
     from kai_core.exceptions import KaiError
 
     from .runtime import UsageError
 
-    debug = bool(
-        ctx.obj
-        and getattr(ctx.obj.get("runtime"), "options", None)
-        and ctx.obj["runtime"].options.debug
-    )
     try:
-        return trio.run(fn, *args)
+        yield
     except UsageError as exc:
         _maybe_traceback(debug)
         fail(str(exc), exc.code)
@@ -108,14 +103,26 @@ def run_trio(ctx: click.Context, fn: Callable[..., Awaitable[Any]], *args: Any) 
     except KeyboardInterrupt:
         click.echo("\nkai: interrupted", err=True)
         sys.exit(EXIT_CODES["interrupted"])
-    except click.exceptions.Exit:
-        raise
     except OSError as exc:
         _maybe_traceback(debug)
-        fail(f"{exc.strerror or exc} ({getattr(exc, 'filename', '') or ''})".rstrip(" ()"), 1)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        fail(f"{exc.strerror or exc}{where}", EXIT_CODES["error"])
 
 
-def _maybe_traceback(debug: bool) -> None:
+def run_trio(ctx: click.Context, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run ``fn(*args)`` under trio, failures reported as by :func:`reported`."""
+    import trio
+
+    runtime = (ctx.find_root().obj or {}).get("runtime")
+    with reported(bool(runtime and runtime.options.debug)):
+        return trio.run(fn, *args)
+
+
+def _maybe_traceback(debug: bool | None) -> None:
+    if debug is None:
+        ctx = click.get_current_context(silent=True)
+        runtime = ((ctx.find_root().obj or {}) if ctx else {}).get("runtime")
+        debug = bool(runtime and runtime.options.debug)
     if debug:
         import traceback
 

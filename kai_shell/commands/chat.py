@@ -14,12 +14,13 @@ from ..converse import (
     stdin_is_terminal,
 )
 from ..errors import EXIT_CODES, fail, run_trio
+from ..ids import ChatId
 from ..runtime import Runtime
 
 
 @click.command()
 @click.option("-m", "--message", help="Send a single message instead of interactive mode.")
-@click.option("--chat-id", help="Continue an existing chat (default: new chat).")
+@click.option("--chat-id", type=ChatId, help="Continue an existing chat (default: new chat).")
 @click.option("--auto-approve", is_flag=True, help="Approve tool calls no policy decided.")
 @click.option("--json-output", is_flag=True, help="One JSON object per event per line.")
 @click.option("--vote", "vote_prompt", is_flag=True, help="Ask for a vote after each answer.")

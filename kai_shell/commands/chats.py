@@ -10,6 +10,7 @@ import click
 
 from ..cli import runtime_of
 from ..errors import run_trio
+from ..ids import ChatId
 from ..output import echo_json, to_snake
 
 json_option = click.option("--json-output", is_flag=True, help="Output as JSON.")
@@ -109,7 +110,7 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 @click.command("get-chat")
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId)
 @json_option
 @click.pass_context
 def get_chat(ctx: click.Context, chat_id: str, json_output: bool) -> None:
@@ -136,7 +137,7 @@ def get_chat(ctx: click.Context, chat_id: str, json_output: bool) -> None:
 
 
 @click.command("delete-chat")
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId)
 @click.option("--yes", "-y", is_flag=True, help="Skip confirmation.")
 @click.pass_context
 def delete_chat(ctx: click.Context, chat_id: str, yes: bool) -> None:

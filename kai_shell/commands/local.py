@@ -76,6 +76,8 @@ def replay(
                 if text is not None:
                     if open_turn:
                         renderer.end()
+                    if not json_output:
+                        click.echo(f"\n>>> {text}")
                     renderer.begin(text)
                     open_turn = True
             for event in step.events:

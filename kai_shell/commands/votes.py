@@ -8,11 +8,12 @@ import click
 
 from ..cli import runtime_of
 from ..errors import run_trio
+from ..ids import ChatId
 from ..output import to_snake
 
 
 @click.command()
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId)
 @click.argument("message_id")
 @click.argument("vote_type", type=click.Choice(["up", "down"]))
 @click.pass_context
@@ -29,7 +30,7 @@ def vote(ctx: click.Context, chat_id: str, message_id: str, vote_type: str) -> N
 
 
 @click.command("get-votes")
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId)
 @click.option("--json-output", is_flag=True, help="Output as JSON.")
 @click.pass_context
 def get_votes(ctx: click.Context, chat_id: str, json_output: bool) -> None:
