@@ -103,7 +103,10 @@ def test_approval_request_keeps_whole_approval_object() -> None:
     (req,) = [e for e in events if isinstance(e, ToolApprovalRequestEvent)]
     assert req.tool_name == "create_bucket"
     assert req.input == {"name": "b1", "stage": "in"}
-    assert req.approval == {"id": "aitxt-000000000000000000000007", "inputSchemaInput": {"name": "b1"}}
+    assert req.approval == {
+        "id": "aitxt-000000000000000000000007",
+        "inputSchemaInput": {"name": "b1"},
+    }
     assert a.pending_approvals == [req]
     assert a.finish_reason == "tool-calls"
     (part,) = [p for p in a.message["parts"] if p["type"] == "tool-create_bucket"]
@@ -123,7 +126,11 @@ def test_approval_continuation_extends_the_same_message() -> None:
     tool = [p for p in parts if p["type"] == "tool-create_bucket"]
     assert len(tool) == 1 and tool[0]["state"] == "output-available"
     assert tool[0]["approval"]["approved"] is True
-    assert parts[-1] == {"type": "text", "text": "Done: bucket in.c-b1 was created.", "state": "done"}
+    assert parts[-1] == {
+        "type": "text",
+        "text": "Done: bucket in.c-b1 was created.",
+        "state": "done",
+    }
 
 
 def test_denied_continuation() -> None:
@@ -178,7 +185,11 @@ def test_metadata_merged() -> None:
 
 def test_sources_files_reasoning_parts() -> None:
     a, _ = assemble("sources.sse")
-    assert [p["type"] for p in a.message["parts"][:3]] == ["step-start", "source-url", "source-document"]
+    assert [p["type"] for p in a.message["parts"][:3]] == [
+        "step-start",
+        "source-url",
+        "source-document",
+    ]
     a, events = assemble("image.sse")
     assert events[1].media_type == "image/png"
     assert a.message["parts"][1]["type"] == "file"
