@@ -161,14 +161,12 @@ class MessageAssembler:
         self.error: str | None = None
         self.aborted = False
         self.abort_reason: str | None = None
-        self.chunk_count = 0
 
     # -- public API ----------------------------------------------------------
 
     def feed(self, chunk: c.Chunk) -> list[Event]:
         """Fold one chunk into the message; return the events it maps to."""
         self._last_chunk = chunk
-        self.chunk_count += 1
         return self._dispatch[type(chunk)](chunk)
 
     def feed_all(self, chunks: Iterable[c.Chunk]) -> list[Event]:
@@ -268,7 +266,6 @@ class MessageAssembler:
                 self._seed = None
                 self.reset()
                 self._last_chunk = chunk
-                self.chunk_count = 1
             self.message_id = chunk.message_id
         if chunk.message_metadata is not None:
             self._metadata = merge_metadata(self._metadata, chunk.message_metadata)

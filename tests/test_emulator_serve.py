@@ -32,7 +32,7 @@ async def start_serve(*args: str) -> tuple[trio.Process, str]:
             output += data
     match = re.search(r"on (http://127\.0\.0\.1:\d+);", output.decode())
     assert match, output
-    assert f"KAI_BASE_URL={match.group(1)}" in output.decode()
+    assert f"STORAGE_API_URL={match.group(1)}" in output.decode()
     return process, match.group(1)
 
 

@@ -78,8 +78,8 @@ def serve(
 
     \b
     Try, in another terminal:
-      KAI_BASE_URL=http://127.0.0.1:3000 STORAGE_API_TOKEN=any kai chat -m "list my tables"
-    or let kai discover it: STORAGE_API_URL=http://127.0.0.1:3000 (it also serves /v2/storage).
+      STORAGE_API_URL=http://127.0.0.1:3000 STORAGE_API_TOKEN=any kai chat -m "list my tables"
+    (kai discovers the backend through the emulator's /v2/storage, as with Keboola).
     Triggers: "list my tables", "create a bucket called NAME", "two buckets",
     "fail", "boom", "abort", "think", "slow"; anything else gets a plain answer.
     """
@@ -106,8 +106,8 @@ def serve(
         url = getattr(emulator, "base_url", "")
         click.echo(
             f"Kai emulator (kai-{backend}) on {url}; point kai at it: "
-            f"KAI_BASE_URL={url} STORAGE_API_TOKEN={'<your --token>' if token else 'any'} "
-            f"(or STORAGE_API_URL={url} to discover it). Ctrl-C stops."
+            f"STORAGE_API_URL={url} STORAGE_API_TOKEN={'<your --token>' if token else 'any'}. "
+            "Ctrl-C stops."
         )
         sys.stdout.flush()
 
