@@ -149,6 +149,8 @@ class GuardedRenderer(Renderer):
             return
         try:
             getattr(target, method)(*args)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): not the renderer's fault
         except Exception as exc:
             if target is self.fallback:
                 self.fallback = None

@@ -94,6 +94,10 @@ class Session:
         """
         stream: EventStream | None = self.client.send_message(self.chat_id, text, **options)
         answer = _AnswerTracker(self.chat_id)
+        # Decisions of this exchange by tool call: a server that turns out to be
+        # kai-assistant while we expected kai-agent sends a v6 request for a
+        # call already decided; the user is not asked twice.
+        decided: dict[str, ApprovalDecisionEvent] = {}
         while stream is not None:
             v6_pending: list[ToolApprovalRequestEvent] = []
             async with aclosing(stream) as events:
@@ -103,9 +107,10 @@ class Session:
                     if isinstance(event, ToolApprovalRequestEvent):
                         self.pending[event.tool_call_id] = event
                         if event.transport == "agent":
-                            decided = await self._decide(event)
-                            yield decided
-                            await self._answer_agent(event, decided)
+                            decision = await self._decide(event)
+                            decided[event.tool_call_id] = decision
+                            yield decision
+                            await self._answer_agent(event, decision)
                         else:
                             v6_pending.append(event)
                     elif isinstance(event, ToolCallEvent):
@@ -117,9 +122,11 @@ class Session:
             if v6_pending:
                 answers: dict[str, tuple[bool, str | None]] = {}
                 for request in v6_pending:
-                    decided = await self._decide(request)
-                    yield decided
-                    answers[request.approval_id] = (decided.approved, decided.reason)
+                    earlier = decided.get(request.tool_call_id)
+                    if earlier is None:
+                        earlier = decided[request.tool_call_id] = await self._decide(request)
+                        yield earlier
+                    answers[request.approval_id] = (earlier.approved, earlier.reason)
                     self.pending.pop(request.tool_call_id, None)
                 stream = self.client.answer_approvals(self.chat_id, answers)
         self.last_answer = answer.info(interactive=self.ask is not None)
@@ -242,7 +249,10 @@ class Session:
         except KaiError as exc:
             # The tool may not have been waiting after all (a permission changed
             # on the server); the stream goes on either way.
-            self.plugins.report(f"approval for {event.tool_name} was not accepted: {exc}")
+            self.plugins.report(
+                f"the kai-agent approval endpoint did not take the decision on "
+                f"{event.tool_name}: {exc} (for a kai-assistant server, use --service assistant)"
+            )
         self.pending.pop(event.tool_call_id, None)
 
     # -- voting ----------------------------------------------------------------

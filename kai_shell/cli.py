@@ -92,7 +92,8 @@ class LazyGroup(click.Group):
     "--service",
     envvar="KAI_SERVICE",
     type=click.Choice(["agent", "assistant"]),
-    help="Backend to discover: agent (current) or assistant (legacy); default: agent when listed.",
+    help="Backend: agent (current) or assistant (legacy). Discovery prefers agent when "
+    "listed; with --base-url it says which backend is there (default: agent).",
 )
 @click.option(
     "--db", envvar="KAI_DB", type=click.Path(dir_okay=False), help="Event log file (or KAI_DB)."
@@ -126,6 +127,12 @@ def main(ctx: click.Context, **options: Any) -> None:
             import os
 
             options[name] = os.environ.get(env) or None
+    if options["service"] not in (None, "agent", "assistant"):
+        # Only a value from .env.local gets here: click checked the flag and the variable.
+        raise click.BadParameter(
+            f"{options['service']!r} is not one of 'agent', 'assistant' (from .env.local)",
+            param_hint="KAI_SERVICE",
+        )
     ctx.ensure_object(dict)
     ctx.obj["runtime"] = Runtime(Options(**options))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -18,10 +19,12 @@ from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteD
 from kai_core.render import Renderer
 
 __all__ = [
+    "AnswerRenderer",
     "ask_on_terminal",
     "ask_vote_on_terminal",
     "converse",
     "stdin_is_terminal",
+    "vote_after_answer",
 ]
 
 
@@ -31,6 +34,52 @@ def stdin_is_terminal() -> bool:
         return sys.stdin is not None and sys.stdin.isatty()
     except (ValueError, OSError):
         return False
+
+
+class AnswerRenderer(Renderer):
+    """Forwards to a renderer, with :meth:`end` acting once per answer.
+
+    The session asks for a vote after the answer's last event but before
+    :func:`converse` sees the stream end; :func:`vote_after_answer` ends the
+    answer's output first (else a live markdown display would still be open,
+    half drawn, under the question), and the later :meth:`end` is a no-op.
+    """
+
+    def __init__(self, inner: Renderer) -> None:
+        super().__init__(inner.stream, color=inner.color)
+        self.inner = inner
+        self._open = False
+
+    def begin(self, text: str | None) -> None:
+        """Forward; an answer is open until :meth:`end`."""
+        self._open = True
+        self.inner.begin(text)
+
+    def event(self, event: Any) -> None:
+        """Forward."""
+        self.inner.event(event)
+
+    def notice(self, text: str) -> None:
+        """Forward."""
+        self.inner.notice(text)
+
+    def end(self) -> None:
+        """Forward, once per answer."""
+        if self._open:
+            self._open = False
+            self.inner.end()
+
+
+def vote_after_answer(
+    renderer: AnswerRenderer,
+) -> Callable[[AnswerInfo], Awaitable[VoteDecision | None]]:
+    """The session's ``ask_vote``: finish showing the answer, then ask on the terminal."""
+
+    async def ask(answer: AnswerInfo) -> VoteDecision | None:
+        renderer.end()
+        return await ask_vote_on_terminal(answer)
+
+    return ask
 
 
 async def converse(session: Any, text: str, renderer: Renderer) -> int:

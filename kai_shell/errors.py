@@ -5,16 +5,19 @@ code   meaning
 =====  ==========================================================
 0      success
 1      any other error reported by the server or the client
-2      bad usage (unknown option, bad argument, empty message)
-3      missing configuration: no token, no URL, bad policy file
+2      bad usage (unknown option, bad argument, empty message, bad
+       search syntax with --raw, a file that is not a kai export)
+3      missing configuration: no token, no URL, bad policy file, the
+       Kai service (--service) not listed by the Storage API
 4      the server refused the token or the access (401, 403)
-5      not found (unknown chat, vote or stream; 404)
+5      not found (unknown chat, vote or stream; 404; a chat not in the log)
 6      the server could not be reached, or timed out
 7      rate limited (429) after the retries ran out
 8      the answer stream was cut or malformed
 9      the local event log cannot be opened or written
 10     the answer ended with an error or was aborted by the server
 130    interrupted (Ctrl-C)
+141    stdout was closed early (e.g. piped into ``head``); nothing printed
 =====  ==========================================================
 """
 
@@ -42,6 +45,17 @@ EXIT_CODES = {
     "log": 9,
     "answer_error": 10,
     "interrupted": 130,
+    "broken_pipe": 141,
+}
+
+# Error codes (``KaiError.code``) whose kind the exception class does not tell.
+_CODE_KINDS = {
+    "discovery:service_not_found": "config",
+    "discovery:no_url": "config",
+    "log:bad_query": "usage",
+    "log:bad_import": "usage",
+    "log:backup_exists": "usage",
+    "log:no_chat": "not_found",
 }
 
 
@@ -49,6 +63,9 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code of a failure (see the module table)."""
     from kai_core import exceptions as e
 
+    kind = _CODE_KINDS.get(getattr(exc, "code", None) or "")
+    if kind is not None:
+        return EXIT_CODES[kind]
     if isinstance(exc, (e.KaiAuthenticationError, e.KaiForbiddenError)):
         return EXIT_CODES["auth"]
     if isinstance(exc, e.KaiNotFoundError):
@@ -73,6 +90,10 @@ def _hint(exc: BaseException) -> str:
         return " (the Storage API token was refused: check --token / STORAGE_API_TOKEN)"
     if isinstance(exc, e.KaiRateLimitError) and exc.retry_after:
         return f" (retry after {exc.retry_after:g} s)"
+    if isinstance(exc, (e.KaiConnectionError, e.KaiTimeoutError)):
+        return " (is the server up? check --url / STORAGE_API_URL and --base-url / KAI_BASE_URL)"
+    if exc.__class__ is e.KaiError and (exc.code or "").startswith("discovery:"):
+        return " (choose the backend with --service / KAI_SERVICE, or give --base-url)"
     return ""
 
 
@@ -86,27 +107,76 @@ def fail(message: str, code: int) -> NoReturn:
 def reported(debug: bool | None = None) -> Iterator[None]:
     """Turn failures inside the block into one line on stderr and an exit code.
 
-    With ``debug`` the traceback is printed too.
+    With ``debug`` the traceback is printed too. A failure that reaches here
+    wrapped in an exception group (from a trio nursery) is reported as its
+    first leaf. click's own exceptions (usage errors, exit) pass through.
     """
+    try:
+        yield
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except BaseExceptionGroup as group:
+        _report(_first_leaf(group), debug)
+    except Exception as exc:
+        _report(exc, debug)
+    except KeyboardInterrupt as exc:
+        _report(exc, debug)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    # A KeyboardInterrupt anywhere wins: the user asked to stop.
+    interrupted, _ = group.split(KeyboardInterrupt)
+    first: BaseException = interrupted or group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+def _report(exc: BaseException, debug: bool | None) -> NoReturn:
+    """Report one failure (called while it is being handled) and exit."""
     from kai_core.exceptions import KaiError
 
     from .runtime import UsageError
 
-    try:
-        yield
-    except UsageError as exc:
+    if isinstance(exc, UsageError):
         _maybe_traceback(debug)
         fail(str(exc), exc.code)
-    except KaiError as exc:
+    if isinstance(exc, KaiError):
         _maybe_traceback(debug)
         fail(f"{exc}{_hint(exc)}", exit_code_for(exc))
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         click.echo("\nkai: interrupted", err=True)
         sys.exit(EXIT_CODES["interrupted"])
-    except OSError as exc:
+    if isinstance(exc, BrokenPipeError):
+        _quiet_broken_pipe()
+    if isinstance(exc, OSError):
         _maybe_traceback(debug)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         fail(f"{exc.strerror or exc}{where}", EXIT_CODES["error"])
+    if isinstance(exc, (SystemExit, click.exceptions.ClickException, click.exceptions.Exit)):
+        raise exc
+    # A bug of ours: still one line, the traceback only with --debug.
+    _maybe_traceback(debug)
+    fail(
+        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+        EXIT_CODES["error"],
+    )
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of stdout went away (``kai log export | head``): stop quietly.
+
+    stdout is pointed at /dev/null first, so that flushing it at exit does
+    not raise (and print) a second BrokenPipeError.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(EXIT_CODES["broken_pipe"])
 
 
 def run_trio(ctx: click.Context, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -164,7 +164,12 @@ class Shell:
         except UsageError as exc:
             self.warn(f"{exc}; using plain")
             inner = PlainRenderer(self.out, color=self.color)
-        return GuardedRenderer(inner, self.warn, fallback=PlainRenderer(self.out, color=self.color))
+        from .converse import AnswerRenderer
+
+        guarded = GuardedRenderer(
+            inner, self.warn, fallback=PlainRenderer(self.out, color=self.color)
+        )
+        return AnswerRenderer(guarded)
 
     # -- output ------------------------------------------------------------------
 
@@ -539,6 +544,7 @@ class Shell:
     async def ask_vote(self, answer: AnswerInfo) -> VoteDecision | None:
         """The session's ``ask_vote`` (with ``--vote``): u, d or Enter to skip."""
         question = "Vote on this answer? [u/d/Enter to skip] "
+        self.renderer.end()  # finish drawing the answer before asking about it
         reply = (await trio.to_thread.run_sync(self.approval_prompt.ask, question)).strip()
         if reply.lower() in ("u", "up", "+"):
             return VoteDecision.up()

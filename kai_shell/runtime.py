@@ -216,7 +216,11 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _backend_name(service: str | None) -> str | None:
+def _backend_name(service: str | None) -> str:
+    # A direct base URL says nothing about the backend: assume kai-agent (the
+    # current one, kai-client's default) unless told otherwise. Guessing v6
+    # instead would leave a kai-agent stream waiting for an approval that is
+    # never sent; the session copes with a kai-assistant server behind it.
     if service is None:
-        return None
+        return "kai-agent"
     return service if service.startswith("kai-") else f"kai-{service}"

@@ -480,7 +480,8 @@ async def test_stream_read_timeout() -> None:
 @pytest.mark.parametrize("backend", ["agent", "assistant"])
 async def test_stream_cut_raises_after_delivering(backend: Backend, tmp_path: Path) -> None:
     log = EventLog(tmp_path / "kai.db")
-    async with connected(backend, log=log) as (emulator, client):
+    # resume_attempts=0: kai-assistant would resume the cut stream (tests/test_reliability_resume.py)
+    async with connected(backend, log=log, resume_attempts=0) as (emulator, client):
         emulator.faults.drop_connection(after=4)
         chat_id = client.new_chat_id()
         got: list[Event] = []

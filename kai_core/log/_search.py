@@ -133,7 +133,7 @@ def search_messages(
         rows = conn.execute(sql, (marks[0], marks[1], *params, limit)).fetchall()
     except sqlite3.OperationalError as exc:
         text = str(exc)
-        if raw and ("fts5" in text or "syntax" in text or "no such column" in text):
+        if raw:  # any failure of a raw query is the query's fault
             raise KaiLogError(
                 f"invalid search syntax in {query!r}: {text}; search without --raw "
                 "to look for the words as typed",

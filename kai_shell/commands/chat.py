@@ -8,10 +8,11 @@ import click
 
 from ..cli import runtime_of
 from ..converse import (
+    AnswerRenderer,
     ask_on_terminal,
-    ask_vote_on_terminal,
     converse,
     stdin_is_terminal,
+    vote_after_answer,
 )
 from ..errors import EXIT_CODES, fail, run_trio
 from ..ids import ChatId
@@ -68,14 +69,14 @@ async def _chat(
 
     from kai_core.session import Session
 
-    renderer = runtime.guarded_renderer(sys.stdout)
+    renderer = AnswerRenderer(runtime.guarded_renderer(sys.stdout))
     async with runtime.client() as client:
         session = Session(
             client,
             chat_id=chat_id,
             plugins=runtime.plugins,
             ask=ask_on_terminal if interactive else None,
-            ask_vote=ask_vote_on_terminal if (vote_prompt and interactive) else None,
+            ask_vote=vote_after_answer(renderer) if (vote_prompt and interactive) else None,
         )
         if not json_output:
             click.echo(f"Chat ID: {session.chat_id}")

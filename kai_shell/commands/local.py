@@ -130,19 +130,32 @@ def search(
     async def run() -> None:
         import trio
 
+        from kai_core.exceptions import KaiLogError
+
         log = _log(runtime)
-        hits = await trio.to_thread.run_sync(
-            lambda: log.search(
-                query,
-                chat_id=chat_id,
-                role=role,
-                tool=tool,
-                since=since_ts,
-                until=until_ts,
-                limit=limit,
-                raw=raw,
+        try:
+            hits = await trio.to_thread.run_sync(
+                lambda: log.search(
+                    query,
+                    chat_id=chat_id,
+                    role=role,
+                    tool=tool,
+                    since=since_ts,
+                    until=until_ts,
+                    limit=limit,
+                    raw=raw,
+                )
             )
-        )
+        except KaiLogError as exc:
+            # With --raw, SQLite reports some FTS5 syntax errors (e.g. an
+            # unterminated string) in words the log does not recognise as a bad
+            # query; they are the query's fault all the same, not the log's.
+            if raw and exc.code == "log:error" and "database" not in (exc.cause or ""):
+                raise UsageError(
+                    f"invalid search syntax in {query!r}: {exc.cause or exc.message}; "
+                    "search without --raw to look for the words as typed"
+                ) from None
+            raise
         if json_output:
             for hit in hits:
                 echo_json(hit)
@@ -153,6 +166,6 @@ def search(
         for hit in hits:
             title = getattr(hit, "title", None) or "(no title)"
             click.echo(f"{hit.chat_id}  {title[:40]}  [{hit.role}]")
-            click.echo(f"    {hit.snippet}")
+            click.echo(f"    {' '.join(hit.snippet.split())}")  # one line per hit
 
     run_trio(ctx, run)

@@ -81,7 +81,12 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
     async def run() -> None:
         import trio
 
+        from kai_core.exceptions import KaiNotFoundError
+
         log = _log(runtime)
+        if chat_id is not None and not await trio.to_thread.run_sync(log.has_chat, chat_id):
+            # checked first, so that -o does not leave an empty file behind
+            raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
 
         def write() -> None:
             from kai_core.log import open_private
@@ -192,7 +197,12 @@ def forget(ctx: click.Context, chat_id: str, yes: bool) -> None:
     async def run() -> None:
         import trio
 
-        removed = await trio.to_thread.run_sync(_log(runtime).forget, chat_id)
+        from kai_core.exceptions import KaiNotFoundError
+
+        log = _log(runtime)
+        if not await trio.to_thread.run_sync(log.has_chat, chat_id):
+            raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
+        removed = await trio.to_thread.run_sync(log.forget, chat_id)
         click.echo(f"Forgot chat {chat_id} ({removed} events)")
 
     run_trio(ctx, run)
