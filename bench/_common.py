@@ -103,6 +103,21 @@ class ChildResult:
         return dict(json.loads(lines[-1]))
 
 
+def child_env() -> dict[str, str]:
+    """The environment for measured children: ours, but free to write ``.pyc`` files.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (some sandboxes set it) every run
+    would compile the modules that were never byte-compiled (here: all of
+    ``kai_core`` and ``httpcore``, which httpx imports on its first request),
+    while pip-installed kai-client has its ``.pyc`` files: an unfair tax on
+    whichever side lacks them. A normal install has them, so the benchmarks
+    let children write them and warm up once before measuring.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_child(
     argv: Sequence[str], timeout: float = 600.0, env: dict[str, str] | None = None
 ) -> ChildResult:
@@ -113,7 +128,7 @@ def run_child(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=child_env() if env is None else env,
     )
     try:
         out, err = _read_both(proc, timeout)

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         XDG_CACHE_HOME=str(Path(work.name) / "cache"),
         PROMPT_TOOLKIT_NO_CPR="1",
         TERM="xterm-256color",
-        PYTHONDONTWRITEBYTECODE="",
     )
+    # Let the warm-up run write .pyc files, as any normal install has them.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for name in ("STORAGE_API_TOKEN", "STORAGE_API_URL", "KAI_BASE_URL", "KAI_SERVICE"):
         env.pop(name, None)
 

@@ -33,6 +33,8 @@ Kinds:
   could do with its own body reader.
 - ``h1-log``: diagnostic, ``h1-assemble`` plus the durable log, one
   ``EventLog.append`` per socket read (not per HTTP chunk).
+- ``h1-frames``: prototype, ``h1-log`` storing one SQLite row per socket
+  read (see ``httpx-batch-frames``).
 - ``socket``: diagnostic, a raw socket read of the response (no HTTP
   parsing beyond the end marker): how fast the server can go.
 """
@@ -433,7 +435,7 @@ def _dechunk(buf: bytearray) -> tuple[bytes, bool]:
     return b"".join(out), done
 
 
-def _run_h1(url: str, m: Meter, *, log: bool) -> None:
+def _run_h1(url: str, m: Meter, *, log: bool, frames: bool = False) -> None:
     import uuid
 
     import trio
@@ -454,7 +456,8 @@ def _run_h1(url: str, m: Meter, *, log: bool) -> None:
         from kai_core.log import EventLog, LogRecord
 
         tmp = tempfile.TemporaryDirectory(prefix="kai-bench-log-")
-        event_log = EventLog(os.path.join(tmp.name, "log.db"))
+        path = os.path.join(tmp.name, "log.db")
+        event_log = _FrameLog(path) if frames else EventLog(path)
     chat_id = str(uuid.uuid4())
     turn = uuid.uuid4().hex
 
@@ -558,6 +561,7 @@ KINDS: dict[str, Callable[[str, Meter], None]] = {
     "httpx-batch-frames": lambda url, m: run_httpx_batch_log(url, m, frames=True),
     "h1-assemble": lambda url, m: _run_h1(url, m, log=False),
     "h1-log": lambda url, m: _run_h1(url, m, log=True),
+    "h1-frames": lambda url, m: _run_h1(url, m, log=True, frames=True),
     "socket": run_socket,
 }
 

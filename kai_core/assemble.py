@@ -50,18 +50,35 @@ _TERMINAL_TOOL_STATES = frozenset({"output-available", "output-error", "output-d
 
 
 class _TextPart:
-    """A text or reasoning part whose text grows by deltas (joined on demand)."""
+    """A text or reasoning part whose text grows by deltas.
 
-    __slots__ = ("kind", "pieces", "state", "provider_metadata")
+    Deltas are small strings (a few words); every 1,024 of them are joined
+    into one, so a long answer costs about its length in memory rather than
+    a Python object per delta, and joining stays linear.
+    """
+
+    __slots__ = ("kind", "blocks", "pieces", "state", "provider_metadata")
 
     def __init__(self, kind: str, provider_metadata: Any = None, text: str = "") -> None:
         self.kind = kind
+        self.blocks: list[str] = []
         self.pieces: list[str] = [text] if text else []
         self.state = "streaming"
         self.provider_metadata = provider_metadata
 
+    def add(self, delta: str) -> None:
+        pieces = self.pieces
+        pieces.append(delta)
+        if len(pieces) >= 1024:
+            self.blocks.append("".join(pieces))
+            pieces.clear()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.blocks) + "".join(self.pieces)
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.kind, "text": "".join(self.pieces), "state": self.state}
+        out: dict[str, Any] = {"type": self.kind, "text": self.text, "state": self.state}
         if self.provider_metadata is not None:
             out["providerMetadata"] = self.provider_metadata
         return out
@@ -150,7 +167,6 @@ class MessageAssembler:
         self._active_reasoning: dict[str, _TextPart] = {}
         self._tool_input_text: dict[str, list[str]] = {}
         self._data_parts: dict[tuple[str, str], dict[str, Any]] = {}
-        self._text_pieces: list[str] = []
         self._tool_calls: dict[str, ToolCallEvent] = {}
         self._pending: dict[str, ToolApprovalRequestEvent] = {}
         self._usage = [0, 0, 0, 0, 0, 0]
@@ -216,8 +232,9 @@ class MessageAssembler:
 
     @property
     def text(self) -> str:
-        """All answer text received by this assembler, concatenated."""
-        return "".join(self._text_pieces)
+        """All answer text received by this assembler, concatenated (the text
+        of a message it was seeded with is not included)."""
+        return "".join(p.text for p in self._parts if type(p) is _TextPart and p.kind == "text")
 
     @property
     def tool_calls(self) -> dict[str, ToolCallEvent]:
@@ -292,8 +309,7 @@ class MessageAssembler:
             part = _TextPart("text")
             self._active_text[chunk.id] = part
             self._parts.append(part)
-        part.pieces.append(chunk.delta)
-        self._text_pieces.append(chunk.delta)
+        part.add(chunk.delta)
         return [TextEvent(text=chunk.delta, state="streaming", chunk=chunk)]
 
     def _text_end(self, chunk: c.TextEndChunk) -> list[Event]:
@@ -316,7 +332,7 @@ class MessageAssembler:
             part = _TextPart("reasoning")
             self._active_reasoning[chunk.id] = part
             self._parts.append(part)
-        part.pieces.append(chunk.delta)
+        part.add(chunk.delta)
         return [ReasoningEvent(text=chunk.delta, id=chunk.id, chunk=chunk)]
 
     def _reasoning_end(self, chunk: c.ReasoningEndChunk) -> list[Event]:

@@ -71,6 +71,7 @@ class _Chunk(
     rename="camel",
     omit_defaults=True,
     tag_field="type",
+    gc=False,  # chunks never form reference cycles; untracked, they cost the GC nothing
 ):
     """Base of the tagged union; ``type`` is the class tag."""
 
@@ -278,7 +279,7 @@ class MessageMetadataChunk(_Chunk, frozen=True, tag="message-metadata"):
     message_metadata: JSON
 
 
-class DataChunk(msgspec.Struct, frozen=True, omit_defaults=True):
+class DataChunk(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """A custom ``data-<name>`` part, e.g. Kai's ``data-usage``.
 
     Non-transient data parts are stored in the message; a later one with the
@@ -296,7 +297,7 @@ class DataChunk(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.type[5:]
 
 
-class UnknownChunk(msgspec.Struct, frozen=True):
+class UnknownChunk(msgspec.Struct, frozen=True, gc=False):
     """A chunk type this client does not know; ``raw`` is its exact JSON."""
 
     type: str

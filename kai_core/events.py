@@ -45,7 +45,7 @@ ToolCallState: TypeAlias = Literal["started", "input-available", "output-availab
 ApprovalTransport: TypeAlias = Literal["v6", "agent"]
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True):
+class _Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of every event: ``chunk`` is the wire chunk the event came from."""
 
     type: ClassVar[str]
