@@ -10,7 +10,7 @@ small; :class:`StreamMethods` is only meant as a base of ``KaiClient``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
@@ -18,11 +18,11 @@ import msgspec
 
 from ._approvals import Answers, answer_parts
 from ._http import Transport
-from ._stream import EventLogSink, EventStream, StreamPlan
+from ._stream import EventLogSink, EventStream, Opener, StreamPlan
 from .api import ChatRequest, MessageMetadata, MessageRequest, RequestContext, encode_request
 from .assemble import MessageAssembler
 from .discovery import KaiBackend
-from .exceptions import KaiError
+from .exceptions import KaiLogError
 from .log import LogRecord
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class StreamMethods:
     backend: KaiBackend | None
     log: EventLogSink | None
     max_event_size: int
+    resume_attempts: int
     _http: Transport
 
     if TYPE_CHECKING:
@@ -53,9 +54,33 @@ class StreamMethods:
 
         async def tool_policy(self, *, refresh: bool = False) -> ToolPolicy: ...
 
+        def _log_failed(self, error: KaiLogError) -> None: ...
+
     def _stream(self, chat_id: str, prepare: Callable[[str], Awaitable[StreamPlan]]) -> EventStream:
+        resume: Opener | None = None
+        no_resume: str | None = None
+        if self.backend is KaiBackend.AGENT:
+            no_resume = "kai-agent cannot resume a stream"
+        elif self.backend is None:
+            no_resume = "the backend is not known to resume streams (it is not kai-assistant)"
+        elif self.resume_attempts <= 0:
+            no_resume = "resuming is turned off (resume_attempts=0)"
+        else:
+            path = f"/api/chat/{chat_id}/stream"
+
+            def resume() -> Awaitable[httpx.Response]:
+                return self._open("GET", path, retry=True)
+
         return EventStream(
-            prepare, chat_id=chat_id, log=self.log, max_event_size=self.max_event_size
+            prepare,
+            chat_id=chat_id,
+            log=self.log,
+            max_event_size=self.max_event_size,
+            resume=resume,
+            resume_attempts=self.resume_attempts,
+            no_resume=no_resume,
+            on_log_error=self._log_failed,
+            secret=self._http.token,
         )
 
     async def _open(
@@ -186,18 +211,16 @@ class StreamMethods:
         the assistant message back and streams the continuation.
 
         :param answers: approval id → ``(approved, reason or None)``.
-        :raises KaiError: ``approval:not_found``, ``approval:already_answered``,
-            ``approval:wrong_backend`` (on kai-agent use :meth:`submit_approval`).
+        This is the answer to every ``tool-approval-request`` chunk, whatever
+        the configured backend (a chunk of that type always means the v6 flow);
+        tools that wait on kai-agent are answered with :meth:`submit_approval`.
+
+        :raises KaiError: ``approval:not_found`` (no such pending approval in the
+            chat), ``approval:already_answered``.
         """
         answers = dict(answers)
 
         async def prepare(turn: str) -> StreamPlan:
-            if self.backend is KaiBackend.AGENT:
-                raise KaiError(
-                    "kai-agent answers approvals with submit_approval(), not by re-sending "
-                    "the message",
-                    code="approval:wrong_backend",
-                )
             chat = await self.get_chat(chat_id)
             message, parts = answer_parts(chat, answers)
             reply = MessageRequest(id=message.id, role="assistant", parts=parts)
@@ -310,7 +333,10 @@ class StreamMethods:
     def resume_stream(self, chat_id: str, *, skip: int = 0) -> EventStream:
         """kai-assistant: ``GET /api/chat/{id}/stream``: the running answer again.
 
-        A ``204`` (nothing running) gives an empty stream.
+        A ``204`` (nothing running) gives an empty stream. Streams cut before
+        ``[DONE]`` are resumed automatically (see ``resume_attempts`` of
+        :class:`~kai_core.client.KaiClient`); this is for picking up an answer
+        in another process, e.g. after a crash.
 
         :param skip: chunks at the start that were already delivered: folded
             into :attr:`EventStream.assembler` but not logged or handed out.
@@ -350,12 +376,24 @@ class StreamMethods:
     def _fact(self, chat_id: str, turn: str, kind: str, body: dict[str, Any]) -> list[LogRecord]:
         if self.log is None:
             return []
-        return [
-            LogRecord(
-                chat_id=chat_id, turn=turn, origin="client", type=kind, body=_json.encode(body)
-            )
-        ]
+        # The token never goes into the log, even when the user typed it.
+        data = self._http.scrub_bytes(_json.encode(body))
+        return [LogRecord(chat_id=chat_id, turn=turn, origin="client", type=kind, body=data)]
 
     def _log_fact(self, chat_id: str, kind: str, body: dict[str, Any]) -> None:
-        if self.log is not None:
-            self.log.append(self._fact(chat_id, uuid.uuid4().hex, kind, body))
+        # After the request succeeded: a log failure is reported, not raised.
+        self.append_to_log(self._fact(chat_id, uuid.uuid4().hex, kind, body))
+
+    def append_to_log(self, records: Sequence[LogRecord]) -> None:
+        """Append ``records`` to :attr:`log` (if any) for something that already happened.
+
+        A failure (:class:`~kai_core.exceptions.KaiLogError`) is not raised:
+        it is reported once (``on_log_error``) and logging stops for this client.
+        """
+        log = self.log
+        if log is None or not records:
+            return
+        try:
+            log.append(records)
+        except KaiLogError as error:
+            self._log_failed(error)

@@ -151,9 +151,21 @@ class Transport:
             http, self._http = self._http, None
             await http.aclose()
 
+    @property
+    def token(self) -> str:
+        """The Storage API token (for masking; never shown)."""
+        return self._token
+
     def scrub(self, text: str) -> str:
         """``text`` with the token masked."""
         return scrub(text, self._token)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        """``data`` with the token (8+ characters, as real tokens are) masked."""
+        token = self._token
+        if len(token) >= 8 and token.encode() in data:
+            return data.replace(token.encode(), _MASK.encode())
+        return data
 
     # -- requests ----------------------------------------------------------------
 

@@ -9,9 +9,19 @@ return. It is both an async iterator and an async context manager::
 
 Per network read it decodes every complete SSE payload, appends the chunks'
 exact bytes to the event log in one call, and only then hands out the events
-of that read. ``[DONE]`` ends the stream; a stream that ends without it
-raises :class:`~kai_core.exceptions.KaiStreamError` (``stream:cut``) after
-every event it brought was delivered.
+of that read. ``[DONE]`` ends the stream. A stream cut before it is picked up again
+when the server can resume it (kai-assistant: ``GET /api/chat/{id}/stream``
+replays the answer from its first chunk; the chunks already delivered are
+checked and skipped, a ``resume`` record is logged); otherwise, or when the
+server has nothing to resume, it raises
+:class:`~kai_core.exceptions.KaiStreamError` (``stream:cut``) after every
+event it brought was delivered.
+
+The log never stops an answer that is already on its way: if an append
+fails mid-stream (disk full, ...), the failure is reported once through
+``on_log_error``, logging stops, and the events keep coming. Only the
+records written before the request leaves (the user message) make a failed
+append an error: then nothing is sent.
 
 The response is closed at once when the stream ends, fails, is cancelled,
 is closed (``aclose``/``async with``), or is dropped half-read (a ``break``
@@ -23,7 +33,9 @@ dropping it never leaves a generator for the garbage collector to finalize
 from __future__ import annotations
 
 import collections
+import re
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -35,14 +47,21 @@ import trio
 from .assemble import MessageAssembler
 from .chunks import decode_chunk
 from .events import Event
-from .exceptions import KaiError, KaiStreamError, KaiTimeoutError
+from .exceptions import KaiError, KaiLogError, KaiNotFoundError, KaiStreamError, KaiTimeoutError
 from .log import LogRecord
 from .sse import SSEDecoder
 
-__all__ = ["EventLogSink", "EventStream", "StreamPlan"]
+__all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPlan"]
 
 _DONE = b"[DONE]"
 _json = msgspec.json.Encoder()
+_MIN_SECRET = 8
+
+Opener = Callable[[], Awaitable[httpx.Response]]
+"""Sends a streaming request and returns its response (status < 400, or 204)."""
+
+LogErrorHandler = Callable[[KaiLogError], None]
+"""Told (once per stream) that the log failed mid-stream and is no longer written."""
 
 
 class EventLogSink(Protocol):
@@ -67,7 +86,7 @@ class StreamPlan:
 
     def __init__(
         self,
-        open: Callable[[], Awaitable[httpx.Response]],
+        open: Opener,
         assembler: MessageAssembler,
         records: Sequence[LogRecord] = (),
         skip: int = 0,
@@ -126,10 +145,22 @@ class EventStream:
     :param chat_id: the chat the log records belong to.
     :param log: where the records go, or None.
     :param max_event_size: bound on one SSE event, see :class:`~kai_core.sse.SSEDecoder`.
+    :param resume: opens the resumed stream (``GET /api/chat/{id}/stream``)
+        when the connection is cut before ``[DONE]``; None: no resume.
+    :param resume_attempts: resumes in a row that may bring nothing new
+        before giving up (the count starts again whenever one brings a chunk).
+    :param no_resume: why there is no ``resume`` (for the error message).
+    :param on_log_error: told when an append fails mid-stream; logging then
+        stops for this stream and the events keep coming.
+    :param secret: the Storage API token: masked (``***``) wherever a server
+        chunk repeats it, before it is logged or decoded (tokens shorter than
+        8 characters are not real tokens and are left alone).
 
     Use it with ``async for``, or as ``async with stream as events``; call
     :meth:`aclose` to stop early. :attr:`assembler` holds the assistant
-    message as built so far; :attr:`events_delivered` counts handed-out events.
+    message as built so far; :attr:`events_delivered` counts handed-out events;
+    :attr:`resumes` counts the times a cut stream was resumed;
+    :attr:`log_error` is the log failure, if logging stopped.
     Nothing is sent before the first ``__anext__`` or ``__aenter__``.
     """
 
@@ -140,14 +171,41 @@ class EventStream:
         chat_id: str,
         log: EventLogSink | None,
         max_event_size: int,
+        resume: Opener | None = None,
+        resume_attempts: int = 2,
+        no_resume: str | None = None,
+        on_log_error: LogErrorHandler | None = None,
+        secret: str | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.turn = uuid.uuid4().hex
         self.events_delivered = 0
+        self.resumes = 0
+        self.log_error: KaiLogError | None = None
         self.assembler: MessageAssembler | None = None
         self._prepare = prepare
         self._log = log
+        self._on_log_error = on_log_error
+        # Masking the token: found in the raw reads (one regex search per read, and
+        # one across the boundary with the previous read), masked in the payloads.
+        self._secret = secret.encode() if secret and len(secret) >= _MIN_SECRET else None
+        self._secret_rx = re.compile(re.escape(self._secret)) if self._secret else None
+        self._secret_tail = b""  # the end of the last read, for a token split across reads
+        self._secret_held = False  # the decoder holds part of an event that had the token
         self._decoder = SSEDecoder(max_event_size)
+        self._resume = resume if resume_attempts > 0 else None
+        self._resume_attempts = resume_attempts
+        self._resume_left = resume_attempts
+        self._no_resume = no_resume or (
+            "the server cannot resume it" if resume is None else "resuming is turned off"
+        )
+        # Chunks of the server's stream read so far, and a running CRC-32 of
+        # their bytes: a resumed stream replays them, and must replay the same.
+        self._position = 0
+        self._digest = 0
+        self._replay_to = 0  # chunks at the start of a resumed stream to check and drop
+        self._replayed = 0
+        self._replay_digest = 0
         self._queue: collections.deque[Event] = collections.deque()
         self._conn: _Connection | None = None
         self._state = "new"  # new -> opening -> open -> closed
@@ -234,13 +292,17 @@ class EventStream:
             self.assembler = plan.assembler
             self._skip = plan.skip
             if plan.records and self._log is not None:
+                # Before the request leaves: a log that cannot record the
+                # question stops it (KaiLogError), nothing is sent.
                 self._log.append(plan.records)
             response = await plan.open()
         except BaseException as exc:
             self._state = "closed"
             if plan is not None and plan.records:
                 # The request may have left: say in the log why no answer follows.
-                if isinstance(exc, KaiError):
+                if isinstance(exc, KaiLogError):
+                    pass  # the log itself failed: nothing more to write there
+                elif isinstance(exc, KaiError):
                     self._log_records([self._error_record(exc)])
                 elif isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
                     self._log_client("cancelled", {"events_delivered": 0})
@@ -261,23 +323,20 @@ class EventStream:
         try:
             data = await conn.reads.__anext__()
         except StopAsyncIteration:
-            if not self._done:
-                self._fail(
-                    KaiStreamError(
-                        f"the stream was cut after {self.events_delivered} events, "
-                        "before the answer was complete",
-                        code="stream:cut",
-                        events_delivered=self.events_delivered,
-                    )
-                )
-            await self._close()
+            if self._done:
+                await self._close()
+            else:
+                await self._cut(None)
             return
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TransportError) and not isinstance(
+                exc, httpx.TimeoutException
+            ):
+                await self._cut(exc)
+                return
             self._fail(self._transport_error(exc))
             await self._close()
-            assert self._error is not None
-            error, self._error = self._error, None
-            raise error from exc
+            self._raise_now(exc)
         except BaseException:
             # Cancelled, KeyboardInterrupt, ...: the caller stopped the answer.
             self._log_client("cancelled", {"events_delivered": self.events_delivered})
@@ -291,20 +350,94 @@ class EventStream:
         if self._done or self._error is not None:
             await self._close()
 
+    async def _cut(self, exc: httpx.HTTPError | None) -> None:
+        """The connection ended before ``[DONE]``: resume the stream, or fail."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            await conn.aclose()
+            resumed, why = await self._try_resume()
+        except BaseException:
+            self._state = "closed"
+            self._log_client("cancelled", {"events_delivered": self.events_delivered})
+            raise
+        if resumed:
+            return
+        error = self._transport_error(exc) if exc is not None else self._cut_error(None)
+        error.message += f"; {why}; the chat can be reloaded with get_chat"
+        self._fail(error)
+        await self._close()
+        if exc is not None:
+            self._raise_now(exc)
+
+    async def _try_resume(self) -> tuple[bool, str]:
+        """Open the resumed stream in place of the cut one; or say why not."""
+        if self._resume is None:
+            return False, self._no_resume
+        if self._resume_left <= 0:
+            return False, (
+                f"resuming it {self._resume_attempts} times in a row brought nothing new"
+            )
+        self._resume_left -= 1
+        try:
+            response = await self._resume()
+        except KaiNotFoundError:
+            return False, "the server has no stream to resume (404)"
+        except KaiError as error:
+            return False, f"resuming it failed: {error}"
+        except httpx.HTTPError as error:  # not a transport failure (those are KaiErrors)
+            return False, f"resuming it failed: {type(error).__name__}"
+        if response.status_code == 204:
+            await _Connection(response).aclose()
+            return False, "the server has nothing to resume (204)"
+        # A new exchange: its own turn, a fresh decoder (the cut one may hold
+        # half an event), and the chunks already delivered to check and drop.
+        self.turn = uuid.uuid4().hex
+        self._decoder = SSEDecoder(self._decoder.max_event_size)
+        self._secret_tail, self._secret_held = b"", False
+        self._conn = _Connection(response)
+        self._replay_to, self._replayed, self._replay_digest = self._position, 0, 0
+        self.resumes += 1
+        self._log_client("resume", {"skipped": self._position})
+        return True, ""
+
+    def _raise_now(self, cause: BaseException) -> None:
+        error, self._error = self._error, None
+        assert error is not None
+        raise error from cause
+
     def _feed(self, data: bytes) -> None:
         """Decode one read: log its chunks in one append, then queue its events."""
         assembler = self.assembler
         assert assembler is not None
         records: list[LogRecord] = []
         events: list[Event] = []
+        # The payloads of the chunks read, for the digest a resume checks against.
+        tracked: list[bytes] | None = [] if self._resume is not None else None
+        position = self._position
         try:
-            for payload in self._decoder.feed_bytes(data):
+            masking = self._secret_rx is not None and self._secret_seen(data)
+            payloads = self._decoder.feed_bytes(data)
+            if masking:
+                # A server that repeats the token must not get it into the log or output.
+                secret = self._secret
+                assert secret is not None
+                payloads = [p.replace(secret, b"***") for p in payloads]
+                self._secret_held = self._decoder.has_pending
+            if self._replayed < self._replay_to:
+                payloads = self._drop_replayed(payloads)
+            for payload in payloads:
                 if payload == _DONE:
                     self._done = True
                     break  # anything after [DONE] is not part of the answer
                 if not payload.strip():
                     continue
+                if not payload.isascii():
+                    _check_utf8(payload)  # the log stores text; a chunk must be UTF-8
                 chunk = decode_chunk(payload)
+                position += 1
+                if tracked is not None:
+                    tracked.append(payload)
                 if self._skip:
                     # Already delivered before the resume: rebuild state only.
                     self._skip -= 1
@@ -318,9 +451,65 @@ class EventStream:
             self._error = exc
             if self._log is not None:
                 records.append(self._error_record(exc))
-        if records and self._log is not None:
-            self._log.append(records)
+        if position != self._position:
+            self._position = position
+            if tracked:
+                self._digest = zlib.crc32(b"\0", zlib.crc32(b"\0".join(tracked), self._digest))
+            if self.resumes:
+                self._resume_left = self._resume_attempts  # progress: count anew
+        if records:
+            self._append(records)
         self._queue.extend(events)
+
+    def _secret_seen(self, data: bytes) -> bool:
+        """Whether this read has (part of) the token in it, or an event still holding it."""
+        rx, secret = self._secret_rx, self._secret
+        assert rx is not None and secret is not None
+        keep = len(secret) - 1
+        tail = self._secret_tail
+        seen = (
+            self._secret_held
+            or rx.search(data) is not None
+            or (bool(tail) and rx.search(tail + data[:keep]) is not None)
+        )
+        self._secret_tail = data[-keep:] if len(data) >= keep else (tail + data)[-keep:]
+        return seen
+
+    def _drop_replayed(self, payloads: list[bytes]) -> list[bytes]:
+        """Drop what a resumed stream repeats, checking it is what was delivered before.
+
+        :returns: the payloads after the repeated ones.
+        :raises KaiStreamError: ``stream:resume_mismatch``.
+        """
+        for i, payload in enumerate(payloads):
+            if payload == _DONE:
+                raise self._mismatch()  # it ended before repeating everything
+            if not payload.strip():
+                continue
+            self._replay_digest = zlib.crc32(b"\0", zlib.crc32(payload, self._replay_digest))
+            self._replayed += 1
+            if self._replayed == self._replay_to:
+                if self._replay_digest != self._digest:
+                    raise self._mismatch()
+                return payloads[i + 1 :]
+        return []
+
+    def _mismatch(self) -> KaiStreamError:
+        self._replay_to = self._replayed  # stop checking: the stream fails here
+        return KaiStreamError(
+            f"the resumed stream does not repeat the {self._position} chunks already "
+            "delivered, so it cannot be continued; the chat can be reloaded with get_chat",
+            code="stream:resume_mismatch",
+        )
+
+    def _cut_error(self, cause: str | None) -> KaiStreamError:
+        n = self.events_delivered + len(self._queue)
+        return KaiStreamError(
+            f"the stream was cut after {n} events, before the answer was complete",
+            code="stream:cut",
+            cause=cause,
+            events_delivered=n,
+        )
 
     def _fail(self, error: KaiError) -> None:
         """Log a transport failure; raise it after the queued events."""
@@ -338,12 +527,7 @@ class EventStream:
                 code="timeout:stream_read",
                 cause=cause,
             )
-        return KaiStreamError(
-            f"the stream was cut after {n} events, before the answer was complete",
-            code="stream:cut",
-            cause=cause,
-            events_delivered=n,
-        )
+        return self._cut_error(cause)
 
     async def _close(self) -> None:
         self._state = "closed"
@@ -369,8 +553,34 @@ class EventStream:
         self._log_records(self._records(type_, body))
 
     def _log_records(self, records: list[LogRecord]) -> None:
-        if records and self._log is not None:
-            self._log.append(records)
+        if records:
+            self._append(records)
+
+    def _append(self, records: Sequence[LogRecord]) -> None:
+        """Append once the request has left: a failure stops logging, not the answer."""
+        log = self._log
+        if log is None:
+            return
+        try:
+            log.append(records)
+        except KaiLogError as error:
+            self._log = None
+            self.log_error = error
+            if self._on_log_error is not None:
+                self._on_log_error(error)
+
+
+def _check_utf8(payload: bytes) -> None:
+    """Raise ``stream:malformed_chunk`` for a payload that is not valid UTF-8."""
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = payload[:120].decode("utf-8", "replace")
+        raise KaiStreamError(
+            f"the server sent a chunk that is not valid UTF-8: {text}",
+            code="stream:malformed_chunk",
+            cause=f"invalid byte at position {exc.start}",
+        ) from None
 
 
 def _close_abandoned(conn: _Connection, log: EventLogSink | None, records: list[LogRecord]) -> None:

@@ -16,12 +16,16 @@ lifetime is a block::
 Plain requests (everything else) raise the exceptions of
 :mod:`kai_core.exceptions`; ``GET`` requests and votes are retried on
 connection errors and 429/502/503/504. ``POST /api/chat`` is never retried.
+A stream cut mid-answer is resumed on kai-assistant (``resume_attempts``).
+A log that fails once the request has left is reported (``on_log_error``)
+and turned off; the answer keeps coming. See ``docs/reliability.md``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+import warnings
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -52,10 +56,15 @@ from .api import (
     encode_request,
 )
 from .discovery import KaiBackend, discover, parse_backend
-from .exceptions import KaiError
+from .exceptions import KaiError, KaiLogError
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
-__all__ = ["EventStream", "KaiClient", "ToolPolicy"]
+__all__ = ["EventStream", "KaiClient", "LogFailedWarning", "ToolPolicy"]
+
+
+class LogFailedWarning(RuntimeWarning):
+    """Issued when the event log failed and no ``on_log_error`` handler was given."""
+
 
 _UNSET: Any = object()
 
@@ -86,6 +95,12 @@ class KaiClient(StreamMethods):
     :param connect_timeout: seconds to open a connection.
     :param stream_read_timeout: the longest silence allowed between two reads
         of a stream (None: wait forever).
+    :param resume_attempts: a stream cut before the end is resumed through
+        ``GET /api/chat/{id}/stream`` (kai-assistant only); this many resumes in a
+        row may bring nothing new before it fails (0 = never resume).
+    :param on_log_error: called once with the :class:`KaiLogError` when the log
+        fails after a request has left (disk full, ...); logging then stops for
+        this client and answers keep coming. None: a :class:`LogFailedWarning`.
     :param transport: an httpx transport to use instead of the network.
     """
 
@@ -141,6 +156,8 @@ class KaiClient(StreamMethods):
         max_retry_backoff: float = 30.0,
         connect_timeout: float = 10.0,
         stream_read_timeout: float | None = 300.0,
+        resume_attempts: int = 2,
+        on_log_error: Callable[[KaiLogError], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -150,6 +167,10 @@ class KaiClient(StreamMethods):
         self.backend: KaiBackend | None = parse_backend(backend)
         self.log = log
         self.max_event_size = max_event_size
+        self.resume_attempts = resume_attempts
+        self.on_log_error = on_log_error
+        self.log_error: KaiLogError | None = None
+        """The log failure that turned logging off, if any."""
         self._token = storage_api_token
         self._http = Transport(
             self.base_url,
@@ -174,6 +195,21 @@ class KaiClient(StreamMethods):
     def __repr__(self) -> str:
         backend = self.backend.value if self.backend else None
         return f"KaiClient(base_url={self.base_url!r}, backend={backend!r})"
+
+    def _log_failed(self, error: KaiLogError) -> None:
+        """The log failed after a request left: report it once, stop logging."""
+        self.log = None
+        if self.log_error is not None:
+            return
+        self.log_error = error
+        if self.on_log_error is not None:
+            self.on_log_error(error)
+        else:
+            warnings.warn(
+                f"{error}; the event log is off for the rest of this session",
+                LogFailedWarning,
+                stacklevel=2,
+            )
 
     async def __aenter__(self) -> KaiClient:
         return self

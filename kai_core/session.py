@@ -227,7 +227,7 @@ class Session:
                 "transport": event.transport,
             }
         )
-        log.append(
+        self.client.append_to_log(
             [
                 LogRecord(
                     chat_id=self.chat_id,

@@ -72,6 +72,11 @@ class SSEDecoder:
         """The bound on the bytes of one event (its lines, comments included)."""
         return self._max
 
+    @property
+    def has_pending(self) -> bool:
+        """True while bytes of an event that has not ended yet are buffered."""
+        return bool(self._pending)
+
     def feed(self, data: bytes) -> list[str]:
         """Decode one read; return the data of every event it completes, as text."""
         return [p.decode("utf-8", "replace") for p in self.feed_bytes(data)]

@@ -205,8 +205,12 @@ class Runtime:
                 service=self.options.resolved_service(),
             )
             client.log = log
+        client.on_log_error = self._log_failed
         async with client:
             yield client
+
+    def _log_failed(self, error: Exception) -> None:
+        self.say(f"warning: {error}; the event log is off for the rest of this run")
 
 
 def _isatty(stream: Any) -> bool:

@@ -210,6 +210,7 @@ class ChatFold:
         self._agent_yielded: dict[str, int] = {}
         self._requests: dict[str, ToolApprovalRequestEvent] = {}
         self._call_id: str | None = None
+        self._turn_seed: dict[str, Any] | None = None
 
     # -- folding ------------------------------------------------------------
 
@@ -275,7 +276,7 @@ class ChatFold:
             # A resumed stream: a fresh assembler that folded the chunks the
             # server sent again (the first `skipped` of the interrupted stream).
             prefix = self._turn_chunks[:skipped]
-            asm = MessageAssembler(agent_waiting=waiting)
+            asm = MessageAssembler(self._turn_seed, agent_waiting=waiting)
             self._call_id = None  # no agent decisions are consumed by the refold
             for chunk in prefix:
                 asm.feed(chunk)
@@ -283,6 +284,7 @@ class ChatFold:
             self._asm = asm
             return asm, True
         asm = MessageAssembler(seed, agent_waiting=waiting)
+        self._turn_seed = seed
         self._turn_chunks = []
         self._asm = asm
         return asm, False
@@ -352,6 +354,7 @@ class ChatFold:
         self._asm = None
         self._asm_turn = None
         self._seed = None
+        self._turn_seed = None
         self._resume = None
 
     def _user_message(self, ev: _At, body: dict[str, Any]) -> list[Event]:
