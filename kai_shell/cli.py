@@ -11,12 +11,11 @@ sqlite. Global options are kai-client's (``--token``, ``--url``,
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
 import click
 
-from .runtime import Options, Runtime, load_env_file
+from .runtime import Options, Runtime, fill_from_environment
 
 __all__ = ["COMMANDS", "main"]
 
@@ -114,19 +113,7 @@ def main(ctx: click.Context, **options: Any) -> None:
       kai history --local                        recorded chats, no network needed
       kai search "bucket"                        full-text search of every chat
     """
-    load_env_file(Path(".env.local"), warn=lambda m: click.echo(f"kai: {m}", err=True))
-    # .env.local may set variables the options read from the environment.
-    for name, env in (
-        ("token", "STORAGE_API_TOKEN"),
-        ("url", "STORAGE_API_URL"),
-        ("base_url", "KAI_BASE_URL"),
-        ("service", "KAI_SERVICE"),
-        ("db", "KAI_DB"),
-    ):
-        if options.get(name) is None:
-            import os
-
-            options[name] = os.environ.get(env) or None
+    fill_from_environment(options, "kai")
     if options["service"] not in (None, "agent", "assistant"):
         # Only a value from .env.local gets here: click checked the flag and the variable.
         raise click.BadParameter(

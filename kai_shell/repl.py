@@ -39,7 +39,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -49,7 +48,7 @@ from kai_core.events import ApprovalDecisionEvent, Event, ToolApprovalRequestEve
 from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
 
-from .runtime import Options, Runtime, UsageError, load_env_file
+from .runtime import Options, Runtime, UsageError, fill_from_environment
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
 from .shell.builtins import BUILTINS
 from .shell.commands import ShellCommand
@@ -655,18 +654,8 @@ def main(chat_id: str | None, offline: bool, **options: Any) -> None:
     answer or clears the line, Ctrl-R searches history, Ctrl-X Ctrl-E edits
     in $EDITOR, Ctrl-D quits. Type /help in the shell for its commands.
     """
-    import os
 
-    load_env_file(Path(".env.local"), warn=lambda m: click.echo(f"kai-shell: {m}", err=True))
-    for name, env in (
-        ("token", "STORAGE_API_TOKEN"),
-        ("url", "STORAGE_API_URL"),
-        ("base_url", "KAI_BASE_URL"),
-        ("service", "KAI_SERVICE"),
-        ("db", "KAI_DB"),
-    ):
-        if options.get(name) is None:
-            options[name] = os.environ.get(env) or None
+    fill_from_environment(options, "kai-shell")
     runtime = Runtime(Options(**options))
     try:
         trio.run(lambda: run_shell_async(runtime, chat_id, offline=offline))

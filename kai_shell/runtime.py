@@ -55,6 +55,28 @@ def load_env_file(path: Path = Path(".env.local"), warn: Any = None) -> None:
         os.environ.setdefault(key, value)
 
 
+ENV_OPTIONS = (
+    ("token", "STORAGE_API_TOKEN"),
+    ("url", "STORAGE_API_URL"),
+    ("base_url", "KAI_BASE_URL"),
+    ("service", "KAI_SERVICE"),
+    ("db", "KAI_DB"),
+)
+"""Options that fall back to an environment variable (which .env.local may set)."""
+
+
+def fill_from_environment(options: dict[str, Any], prog: str) -> dict[str, Any]:
+    """Load ``.env.local``, then fill unset options from the environment.
+
+    click reads the variables before the file is loaded, hence this second look.
+    """
+    load_env_file(Path(".env.local"), warn=lambda m: print(f"{prog}: {m}", file=sys.stderr))
+    for name, env in ENV_OPTIONS:
+        if options.get(name) is None:
+            options[name] = os.environ.get(env) or None
+    return options
+
+
 @dataclass
 class Options:
     """The options every front end accepts (flags win over the environment)."""
