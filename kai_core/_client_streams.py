@@ -23,7 +23,7 @@ from .api import ChatRequest, MessageMetadata, MessageRequest, RequestContext, e
 from .assemble import MessageAssembler
 from .discovery import KaiBackend
 from .exceptions import KaiLogError
-from .log import LogRecord
+from .records import LogRecord
 
 if TYPE_CHECKING:
     from ._agent import ToolPolicy

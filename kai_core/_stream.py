@@ -48,7 +48,7 @@ from .assemble import MessageAssembler
 from .chunks import decode_chunk
 from .events import Event
 from .exceptions import KaiError, KaiLogError, KaiNotFoundError, KaiStreamError, KaiTimeoutError
-from .log import LogRecord
+from .records import LogRecord
 from .sse import SSEDecoder
 
 __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPlan"]

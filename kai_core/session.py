@@ -214,7 +214,7 @@ class Session:
         log = getattr(self.client, "log", None)
         if log is None:
             return
-        from .log import LogRecord
+        from .records import LogRecord
 
         body = msgspec.json.encode(
             {
