@@ -65,7 +65,7 @@ def test_installed_plugin_decides_approvals(on_path: Path, monkeypatch: pytest.M
     plugins = Plugins()
     assert NAME in plugins.names()
     row = next(r for r in plugins.listing() if r["name"] == NAME)
-    assert row["hooks"] == ["kai_approve_tool", "kai_register_renderers"]
+    assert row["hooks"] == ["kai_approve_tool", "kai_register_commands", "kai_register_renderers"]
     assert not row["builtin"]
 
     name, decision = decide(plugins, "list_tables") or ("", None)
@@ -120,3 +120,20 @@ def test_the_examples_own_tests_pass(installed: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_its_command_joins_the_kai_cli(installed: Path) -> None:
+    """A plugin's kai_register_commands adds a command to the real `kai` binary."""
+    kai = Path(sys.executable).parent / "kai"
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    env.pop("KAI_LOAD_PLUGINS", None)  # load installed plugins, as a user's kai would
+    out = subprocess.run(
+        [str(kai), "approval-example-rules"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "reject: create_" in out.stdout
+    env["KAI_LOAD_PLUGINS"] = ""  # none: the command is not there
+    out = subprocess.run(
+        [str(kai), "approval-example-rules"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "No such command" in out.stderr

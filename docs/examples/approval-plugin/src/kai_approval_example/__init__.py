@@ -47,3 +47,15 @@ class QuietRenderer(Renderer):
 def kai_register_renderers() -> dict[str, Any]:
     """Offer the ``quiet`` renderer (``kai chat --renderer quiet``)."""
     return {"quiet": QuietRenderer}
+
+
+@hookimpl
+def kai_register_commands(cli: Any) -> None:
+    """Add ``kai approval-example-rules``: print what this policy decides."""
+    import click
+
+    @cli.command("approval-example-rules")
+    def rules() -> None:
+        """Show the tool-name prefixes this plugin approves and rejects."""
+        click.echo(f"approve: {', '.join(READ_ONLY)}")
+        click.echo(f"reject: {', '.join(WRITES)}")
