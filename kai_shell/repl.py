@@ -198,8 +198,15 @@ class Shell:
     def invalidate(self) -> None:
         """Redraw the prompt (toolbar) if one is showing; safe from the trio thread."""
         app = self.prompt.app
-        if app.is_running:
-            app.invalidate()
+        loop = app.loop  # the prompt thread's asyncio loop, while a prompt runs
+        if app.is_running and loop is not None:
+            # Hand the redraw to the prompt's own loop: called from the trio
+            # thread, app.invalidate() would look for a loop here. A prompt
+            # that is just closing makes this a no-op; the next one redraws.
+            try:
+                loop.call_soon_threadsafe(app.invalidate)
+            except RuntimeError:
+                pass
 
     # -- running -----------------------------------------------------------------
 
