@@ -7,9 +7,10 @@ return. It is both an async iterator and an async context manager::
     async with client.send_message(chat_id, "hi") as events:
         async for event in events: ...
 
-Per network read it decodes every complete SSE payload, appends the chunks'
+Per burst of network reads (a read, and the reads already waiting on the
+socket after it) it decodes every complete SSE payload, appends the chunks'
 exact bytes to the event log in one call, and only then hands out the events
-of that read. ``[DONE]`` ends the stream. A stream cut before it is picked up again
+of that burst. ``[DONE]`` ends the stream. A stream cut before it is picked up again
 when the server can resume it (kai-assistant: ``GET /api/chat/{id}/stream``
 replays the answer from its first chunk; the chunks already delivered are
 checked and skipped, a ``resume`` record is logged); otherwise, or when the
@@ -56,6 +57,7 @@ __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPl
 _DONE = b"[DONE]"
 _json = msgspec.json.Encoder()
 _MIN_SECRET = 8
+_BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
 
 Opener = Callable[[], Awaitable[httpx.Response]]
 """Sends a streaming request and returns its response (status < 400, or 204)."""
@@ -211,6 +213,8 @@ class EventStream:
         self._state = "new"  # new -> opening -> open -> closed
         self._done = False
         self._skip = 0
+        # How the connection ended, when a burst's events had to be handed out first.
+        self._ended: StopAsyncIteration | httpx.HTTPError | None = None
         # Raised once the events decoded before it have been delivered.
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -315,40 +319,87 @@ class EventStream:
             await self._close()
 
     async def _read(self) -> None:
-        """One network read: decode, log, queue; close as soon as the stream is over."""
+        """One burst of network reads: decode, log in one append, queue; close when over.
+
+        With the log on, after a read the socket is polled (httpcore's
+        ``network_stream`` extension, ``is_readable``): while more bytes are
+        already waiting (and less than :data:`_BURST` bytes were read), the next
+        read follows at once and its records join the same append. The events
+        of the burst are queued only after that append: none reaches the caller
+        before its record is committed. Without the extension (in-process
+        transports) or without a log, a burst is one read.
+        """
         conn = self._conn
         assert conn is not None
         if conn.reads is None:
             conn.reads = conn.response.aiter_bytes()
-        try:
-            data = await conn.reads.__anext__()
-        except StopAsyncIteration:
+        if self._ended is not None:
+            # The burst before ended the connection: its events are delivered now.
+            ended, self._ended = self._ended, None
+            await self._end(ended)
+            return
+        network = _network_stream(conn.response) if self._log is not None else None
+        records: list[LogRecord] = []
+        events: list[Event] = []
+        size = 0
+        while True:
+            try:
+                data = await conn.reads.__anext__()
+            except (StopAsyncIteration, httpx.HTTPError) as exc:
+                self._commit(records, events)
+                if events:
+                    # Hand out the burst's events before a resume or an error.
+                    self._ended = exc
+                    return
+                await self._end(exc)
+                return
+            except BaseException:
+                # Cancelled, KeyboardInterrupt, ...: the caller stopped the answer.
+                self._commit(records, events)
+                self._log_client("cancelled", {"events_delivered": self.events_delivered})
+                await self._close()
+                raise
+            try:
+                more_records, more_events = self._feed(data, len(events))
+            except BaseException:
+                self._commit(records, events)
+                await self._close()
+                raise
+            records.extend(more_records)
+            events.extend(more_events)
+            size += len(data)
+            if (
+                self._done
+                or self._error is not None
+                or network is None
+                or size >= _BURST
+                or not _readable(network)
+            ):
+                break
+        self._commit(records, events)
+        if self._done or self._error is not None:
+            await self._close()
+
+    async def _end(self, exc: StopAsyncIteration | httpx.HTTPError) -> None:
+        """The connection ended (or failed): close, resume or fail as the case is."""
+        if isinstance(exc, StopAsyncIteration):
             if self._done:
                 await self._close()
             else:
                 await self._cut(None)
             return
-        except httpx.HTTPError as exc:
-            if isinstance(exc, httpx.TransportError) and not isinstance(
-                exc, httpx.TimeoutException
-            ):
-                await self._cut(exc)
-                return
-            self._fail(self._transport_error(exc))
-            await self._close()
-            self._raise_now(exc)
-        except BaseException:
-            # Cancelled, KeyboardInterrupt, ...: the caller stopped the answer.
-            self._log_client("cancelled", {"events_delivered": self.events_delivered})
-            await self._close()
-            raise
-        try:
-            self._feed(data)
-        except BaseException:
-            await self._close()
-            raise
-        if self._done or self._error is not None:
-            await self._close()
+        if isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.TimeoutException):
+            await self._cut(exc)
+            return
+        self._fail(self._transport_error(exc))
+        await self._close()
+        self._raise_now(exc)
+
+    def _commit(self, records: list[LogRecord], events: list[Event]) -> None:
+        """Log a burst's records in one append, then queue its events."""
+        if records:
+            self._append(records)
+        self._queue.extend(events)
 
     async def _cut(self, exc: httpx.HTTPError | None) -> None:
         """The connection ended before ``[DONE]``: resume the stream, or fail."""
@@ -406,8 +457,11 @@ class EventStream:
         assert error is not None
         raise error from cause
 
-    def _feed(self, data: bytes) -> None:
-        """Decode one read: log its chunks in one append, then queue its events."""
+    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:
+        """Decode one read: its records and events, to be logged, then queued.
+
+        :param held: events decoded earlier in the burst, not queued yet.
+        """
         assembler = self.assembler
         assert assembler is not None
         records: list[LogRecord] = []
@@ -447,7 +501,7 @@ class EventStream:
                     records.append(self._record("server", chunk.type, payload))
                 events.extend(assembler.feed(chunk))
         except KaiStreamError as exc:
-            exc.events_delivered = self.events_delivered + len(self._queue) + len(events)
+            exc.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
             self._error = exc
             if self._log is not None:
                 records.append(self._error_record(exc))
@@ -457,9 +511,7 @@ class EventStream:
                 self._digest = zlib.crc32(b"\0", zlib.crc32(b"\0".join(tracked), self._digest))
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
-        if records:
-            self._append(records)
-        self._queue.extend(events)
+        return records, events
 
     def _secret_seen(self, data: bytes) -> bool:
         """Whether this read has (part of) the token in it, or an event still holding it."""
@@ -568,6 +620,26 @@ class EventStream:
             self.log_error = error
             if self._on_log_error is not None:
                 self._on_log_error(error)
+
+
+def _network_stream(response: httpx.Response) -> Any:
+    """The response's httpcore network stream, if it can say whether bytes are waiting."""
+    network = response.extensions.get("network_stream")
+    if network is None or not callable(getattr(network, "get_extra_info", None)):
+        return None
+    try:
+        network.get_extra_info("is_readable")
+    except Exception:
+        return None
+    return network
+
+
+def _readable(network: Any) -> bool:
+    """Whether more bytes are waiting on the socket (a read would not block)."""
+    try:
+        return bool(network.get_extra_info("is_readable"))
+    except Exception:
+        return False
 
 
 def _check_utf8(payload: bytes) -> None:

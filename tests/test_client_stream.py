@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import trio.testing
 from kai_core.client import KaiClient
 from kai_core.events import FinishEvent, TextEvent
 from kai_core.exceptions import KaiStreamError, KaiTimeoutError
-from kai_core.log import EventLog
+from kai_core.log import EventLog, LogRecord
 
 from .conftest import FIXTURES
 
@@ -364,3 +364,50 @@ async def test_log_append_happens_before_events_of_that_read(tmp_path: Path) -> 
                 assert msgspec.json.encode(event.chunk) in logged or any(
                     msgspec.json.decode(b) == msgspec.to_builtins(event.chunk) for b in logged
                 )
+
+
+async def test_log_appends_once_per_burst_of_reads(tmp_path: Path) -> None:
+    # One SSE event per HTTP chunk, far more than one socket read holds, all
+    # written at once: the reads already waiting are logged in one append per
+    # burst, and still no event is handed out before its record is committed.
+    n = 4000
+    events = [
+        b'data: {"type":"start"}\n\n',
+        b'data: {"type":"start-step"}\n\n',
+        b'data: {"type":"text-start","id":"t"}\n\n',
+        *(b'data: {"type":"text-delta","id":"t","delta":"word %d "}\n\n' % i for i in range(n)),
+        b'data: {"type":"text-end","id":"t"}\n\n',
+        b'data: {"type":"finish-step"}\n\n',
+        b'data: {"type":"finish","finishReason":"stop"}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+
+    async def handler(conn: Conn, request: Request) -> None:
+        await conn.start()
+        await conn.stream.send_all(body)
+        await conn.wait_disconnect()
+
+    class CountingLog(EventLog):
+        appends = 0
+        server = 0
+
+        def append(self, records: Sequence[LogRecord]) -> int:
+            result = super().append(records)
+            self.appends += 1
+            self.server += sum(r.origin == "server" for r in records)
+            return result
+
+    log = CountingLog(tmp_path / "kai.db")
+    delivered = 0
+    text: list[str] = []
+    async with raw_server(handler) as server, client_for(server, log=log) as client:
+        async for event in client.send_message("c1", "hi"):
+            if event.chunk is not None:
+                delivered += 1
+                assert delivered <= log.server  # its record was committed first
+            if isinstance(event, TextEvent):
+                text.append(event.text)
+    assert log.server == len(events) - 1
+    assert "".join(text) == "".join(f"word {i} " for i in range(n))
+    assert log.appends < n // 2  # bursts, not one append per read
