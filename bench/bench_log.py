@@ -9,7 +9,7 @@ Figures:
 
 * append: events/s through ``EventLog.append``, one call per read of ~10
   chunks, each call committed durably before it returns (``synchronous``
-  FULL by default);
+  FULL by default) and stored as one row;
 * catch-up: projecting those events afterwards (what the first read pays);
 * replay: instant replay of every chat, events/s (``replay_events``);
 * rebuild: ``EventLog.rebuild`` from scratch, events/s;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,15 @@ def build(log: EventLog, gen: ChatGen, events: int, chats: int) -> tuple[int, fl
     return count, spent, chat_ids
 
 
+def _frame_rows(path: Path) -> int:
+    """How many rows hold the records (one per run of records of an append)."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM frames").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -202,9 +212,11 @@ def main() -> None:
             rows.append(("search p50", f"{p50:.2f} ms"))
             rows.append(("search p99", f"{p99:.2f} ms"))
             stats = log.stats()
+        frames = _frame_rows(path)
         print(
-            f"log: {stats.events:,} events, {stats.chats:,} chats, {stats.messages:,} messages, "
-            f"{stats.size_bytes / 1e6:.1f} MB ({args.queries} queries, {hits} hits)"
+            f"log: {stats.events:,} events in {frames:,} rows, {stats.chats:,} chats, "
+            f"{stats.messages:,} messages, {stats.size_bytes / 1e6:.1f} MB "
+            f"({args.queries} queries, {hits} hits)"
         )
         width = max(len(name) for name, _ in rows)
         print(f"{'measure'.ljust(width)}  result")

@@ -64,7 +64,9 @@ CLIENT_RECORD_TYPES: Final[frozenset[str]] = frozenset(
 """Every client-side record type this version writes (readers keep unknown ones)."""
 
 
-class LogRecord(msgspec.Struct, frozen=True):
+# gc=False (here and below): text, bytes and numbers form no reference cycle, and
+# untracked records cost the garbage collector nothing (a burst holds thousands).
+class LogRecord(msgspec.Struct, frozen=True, gc=False):
     """One record to append.
 
     :param chat_id: the chat it belongs to.
@@ -83,7 +85,7 @@ class LogRecord(msgspec.Struct, frozen=True):
     ts: float | None = None
 
 
-class StoredEvent(msgspec.Struct, frozen=True):
+class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     """A record as the log holds it: ``seq`` is its position, ``ts`` is always set."""
 
     seq: int

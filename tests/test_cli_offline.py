@@ -296,7 +296,7 @@ async def test_log_path_stats_export_and_backup(kai: Kai, chats: Recorded) -> No
     assert not not_there.exists()
     assert over_backup.returncode == 2 and "exists" in over_backup.stderr, over_backup
     with sqlite3.connect(backup) as conn:
-        (count,) = conn.execute("select count(*) from events").fetchone()
+        (count,) = conn.execute("select coalesce(sum(n), 0) from frames").fetchone()
     assert count == counts["events"]
     from_backup = await kai("history", "--local", db=backup, env=env)
     assert chats.hello in from_backup.stdout
@@ -407,7 +407,7 @@ async def test_a_closed_stdout_ends_quietly(kai: Kai, chats: Recorded) -> None:
         run_into_closed_pipe(kai, "replay", chats.bucket, "--instant"),
     )
     for status, stderr in results:
-        assert (status, stderr) == (EXIT_CODES["broken_pipe"], "")
+        assert (status, stderr) == (EXIT_CODES["broken_pipe"], ""), stderr
 
 
 async def test_a_closed_stdout_ends_a_json_replay_quietly(kai: Kai, chats: Recorded) -> None:

@@ -156,16 +156,18 @@ def test_append_stores_exactly_what_is_passed(log: EventLog) -> None:
     assert [e.body for e in events] == bodies
     assert events[0].ts == 12.5 and events[1].ts > 1e9
     conn = sqlite3.connect(log.path)
-    rows = conn.execute("SELECT * FROM events").fetchall()
+    rows = conn.execute("SELECT * FROM frames ORDER BY seq").fetchall()
     conn.close()
-    assert rows[0] == (1, "chat", "turn", 12.5, "server", "start", bodies[0].decode())
-    assert rows[1][1:3] == ("chat", "turn") and rows[1][4:] == (
+    # Origin and time differ: two frames of one record each (seq, n, ..., types, body, sizes).
+    assert rows[0] == (1, 1, "chat", "turn", 12.5, "server", '["start"]', bodies[0], None)
+    assert rows[1][:4] == (2, 1, "chat", "turn") and rows[1][5:] == (
         "client",
-        "vote",
-        bodies[1].decode(),
+        '["vote"]',
+        bodies[1],
+        None,
     )
     # Nothing else was written: no extra columns, no other table holds record data.
-    assert len(rows[0]) == 7
+    assert len(rows[0]) == 9
 
 
 def test_append_rejects_bad_records_atomically(log: EventLog) -> None:
@@ -246,7 +248,9 @@ def test_sigkill_loses_nothing_the_caller_saw(tmp_path: Path) -> None:
         proc.stderr.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    stored = {r[0] for r in conn.execute("SELECT seq FROM events")}
+    stored = {
+        s for seq, n in conn.execute("SELECT seq, n FROM frames") for s in range(seq, seq + n)
+    }
     conn.close()
     missing = [seq for seq in confirmed if seq not in stored]
     assert missing == []

@@ -13,12 +13,11 @@ at the same moment apply each migration exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
@@ -26,6 +25,7 @@ import platformdirs
 import sqlite_utils
 
 from ..exceptions import KaiLogError
+from ._frames import INSERT_FRAME_AT, frames_from_rows
 
 __all__ = [
     "APPLICATION_ID",
@@ -101,13 +101,26 @@ def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
     return _error(path, f"{action} failed: {exc}", "log:error", exc)
 
 
-@contextlib.contextmanager
-def log_errors(path: Path, action: str) -> Iterator[None]:
-    """Re-raise sqlite3 errors inside the block as KaiLogError."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise translate(path, exc, action) from exc
+class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, action):``
+    """Re-raise sqlite3 errors inside the block as KaiLogError.
+
+    A class, not a generator: it wraps every append.
+    """
+
+    __slots__ = ("path", "action")
+
+    def __init__(self, path: Path, action: str) -> None:
+        self.path = path
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object
+    ) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise translate(self.path, exc, self.action) from exc
 
 
 def _create_file(path: Path) -> None:
@@ -126,8 +139,15 @@ def _create_file(path: Path) -> None:
     os.close(fd)
 
 
-def _check_existing(path: Path) -> None:
-    """Refuse files we must not touch, before SQLite opens (and maybe changes) them."""
+def _check_existing(path: Path, *, read_header: bool) -> None:
+    """Refuse files we must not touch, before SQLite opens (and maybe changes) them.
+
+    :param read_header: also read the file's first bytes. Only before this
+        process holds a connection to the file: closing any descriptor of a
+        file drops every POSIX lock the process holds on it, SQLite's included,
+        and another process may then checkpoint and delete the WAL under a
+        reader ("disk I/O error").
+    """
     try:
         st = path.stat()
     except OSError as exc:
@@ -142,7 +162,7 @@ def _check_existing(path: Path) -> None:
             f"the file is read-only; make it writable (chmod u+rw) or {_HINT}",
             "log:read_only",
         )
-    if st.st_size == 0:
+    if st.st_size == 0 or not read_header:
         return
     try:
         with open(path, "rb") as f:
@@ -202,7 +222,8 @@ def open_connection(
     :raises KaiLogError: for a file that is not a kai log, corrupt, or read-only.
     """
     if path.exists():
-        _check_existing(path)
+        # A reader connection (migrate=False) comes after the writer's: no header read.
+        _check_existing(path, read_header=True)
     else:
         _create_file(path)
     conn: sqlite3.Connection | None = None
@@ -337,9 +358,46 @@ def _m002_projections(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m003_frames(db: sqlite_utils.Database) -> None:
+    # One row per run of records of an append (see _frames.py); the old rows
+    # move over with their positions, and the old table goes.
+    conn = db.conn
+    conn.execute(
+        """
+        CREATE TABLE frames (
+            seq INTEGER PRIMARY KEY,
+            n INTEGER NOT NULL CHECK (n > 0),
+            chat_id TEXT NOT NULL,
+            turn TEXT NOT NULL,
+            ts REAL NOT NULL,
+            origin TEXT NOT NULL CHECK (origin IN ('server', 'client')),
+            types TEXT NOT NULL,
+            body BLOB NOT NULL,
+            sizes BLOB
+        )
+        """
+    )
+    conn.execute("CREATE INDEX frames_chat ON frames (chat_id, seq)")
+    conn.execute("CREATE INDEX frames_turn ON frames (turn)")
+    conn.execute("CREATE TABLE log_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    # AUTOINCREMENT remembered positions past the last row (forgotten chats): keep them used.
+    floor = conn.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0), "
+        "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))"
+    ).fetchone()[0]
+    rows = conn.execute(
+        "SELECT seq, chat_id, turn, ts, origin, type, CAST(body AS BLOB) FROM events ORDER BY seq"
+    )
+    conn.executemany(INSERT_FRAME_AT, frames_from_rows(rows))
+    conn.execute("INSERT INTO log_state (key, value) VALUES ('seq_floor', ?)", (floor,))
+    conn.execute("DROP TABLE events")
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
+
+
 MIGRATIONS: Final[tuple[tuple[str, Migration], ...]] = (
     ("0001_events", _m001_events),
     ("0002_projections", _m002_projections),
+    ("0003_frames", _m003_frames),
 )
 """Named, ordered, never edited once released; append new ones at the end."""
 

@@ -2,7 +2,8 @@
 
 JSON lines: one event per line, ``{"seq", "chat_id", "turn", "ts", "origin",
 "type", "body"}``, where ``body`` is the record's JSON embedded verbatim (a
-body that is not JSON is written as the string ``body_text``). Importing the
+body that is not JSON, or holds a raw newline, is written as the string
+``body_text``). Importing the
 lines into an empty log gives identical events and projections.
 
 Markdown: a transcript for people, built from the projections.
@@ -62,6 +63,8 @@ _any_decoder: Final = msgspec.json.Decoder()
 def encode_line(ev: StoredEvent) -> bytes:
     """The export line of one event (with its newline)."""
     try:
+        if b"\n" in ev.body:  # JSON may hold raw newlines between tokens; a line may not
+            raise msgspec.DecodeError
         _any_decoder.decode(ev.body)
         line = ExportLine(
             ev.seq, ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, msgspec.Raw(ev.body)

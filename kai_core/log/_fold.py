@@ -22,16 +22,17 @@ the client does with the wire:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
 import msgspec
 
 from .. import chunks as c
 from ..assemble import MessageAssembler
-from ..chunks import Chunk, ToolInputAvailableChunk, decode_chunk
+from ..chunks import Chunk, ToolInputAvailableChunk
 from ..events import ApprovalDecisionEvent, Event, ToolApprovalRequestEvent
-from ..exceptions import KaiStreamError
+from ._decode import decode_frame, decode_one
+from ._frames import frame_bodies, frame_types, stored_events
 from ._records import (
     APPROVAL,
     DELETE_CHAT,
@@ -45,6 +46,7 @@ from ._records import (
 __all__ = ["ChatFold", "MessageState", "message_text", "tool_rows"]
 
 _decode_json: Final = msgspec.json.Decoder()
+_UNTRACKED: Final = object()
 _TOOL_CHUNKS: Final[frozenset[type]] = frozenset(
     {
         c.ToolInputStartChunk,
@@ -70,6 +72,20 @@ class _At(NamedTuple):
     seq: int
     turn: str
     ts: float
+
+
+class _AgentWaiting:
+    """kai-agent: whether the tool being called waits for approval (an
+    ``approval`` record with ``transport="agent"`` is left for its call)."""
+
+    __slots__ = ("decisions", "call_id")
+
+    def __init__(self, decisions: dict[str, list[dict[str, Any]]]) -> None:
+        self.decisions = decisions
+        self.call_id: str | None = None  # of the tool-input-available being folded
+
+    def __call__(self, _tool_name: str) -> bool:
+        return bool(self.decisions.get(self.call_id or ""))
 
 
 class MessageState:
@@ -209,7 +225,8 @@ class ChatFold:
         self._decisions = decisions
         self._agent_yielded: dict[str, int] = {}
         self._requests: dict[str, ToolApprovalRequestEvent] = {}
-        self._call_id: str | None = None
+        # Holds no reference to the fold: an assembler keeping it makes no cycle.
+        self._waiting = _AgentWaiting(self._agent) if self._agent else None
         self._turn_seed: dict[str, Any] | None = None
 
     # -- folding ------------------------------------------------------------
@@ -221,17 +238,68 @@ class ChatFold:
     def feed_row(
         self, seq: int, turn: str, ts: float, origin: str, type_: str, body: str | bytes
     ) -> list[Event]:
-        """:meth:`feed` for a row as read from the ``events`` table (the fast path)."""
+        """:meth:`feed` for one record given by its fields."""
+        self._at(seq, ts)
+        if origin == "server":
+            return self._chunks(turn, seq, ts, [decode_one(body)])
+        return self._client(seq, turn, ts, type_, body)
+
+    def feed_frame(
+        self,
+        seq: int,
+        n: int,
+        turn: str,
+        ts: float,
+        origin: str,
+        types: str | bytes | None,
+        body: bytes,
+        sizes: bytes | None,
+        *,
+        after: int = 0,
+        upto: int | None = None,
+    ) -> list[Event]:
+        """Fold the records of one stored frame (see :mod:`._frames`) whose
+        positions are in ``(after, upto]``; return the live events they stand for.
+
+        The fast path: a frame of server chunks is decoded in one call and its
+        bookkeeping is done once, not per record. ``types`` is read only for
+        client frames and when filtering (replay leaves it None for server frames).
+        """
+        last = seq + n - 1
+        if seq <= after or (upto is not None and last > upto):
+            events: list[Event] = []
+            assert types is not None
+            for ev in stored_events(
+                [(seq, n, "", turn, ts, origin, types, body, sizes)], after=after, upto=upto
+            ):
+                events += self.feed_row(ev.seq, turn, ts, origin, ev.type, ev.body)
+            return events
+        self._at(last, ts)
+        if origin == "server":
+            return self._chunks(turn, seq, ts, decode_frame(n, body, sizes))
+        assert types is not None
+        events = []
+        kinds = frame_types(n, types)
+        for i, data in enumerate(frame_bodies(n, body, sizes)):
+            events += self._client(seq + i, turn, ts, kinds[i], data)
+        return events
+
+    def _at(self, seq: int, ts: float) -> None:
         self.last_seq = seq
         if self.first_ts is None:
             self.first_ts = self.last_ts = ts
         elif ts > self.last_ts:  # type: ignore[operator]
             self.last_ts = ts
         self.dirty = True
-        if origin == "server":
-            return self._chunk(turn, seq, ts, body)
+
+    def _client(self, seq: int, turn: str, ts: float, type_: str, body: str | bytes) -> list[Event]:
         handler = _CLIENT_HANDLERS.get(type_)
         if handler is None:
+            return []
+        if not self._project and type_ in _PROJECTED_ONLY:
+            # Replay needs of these only that a user message ends the answer.
+            if type_ == USER_MESSAGE and _is_object(body):
+                self._end_answer()
             return []
         try:
             data = _decode_json.decode(body)
@@ -241,35 +309,79 @@ class ChatFold:
             return []
         return handler(self, _At(seq, turn, ts), data)
 
-    def _agent_waiting(self, _tool_name: str) -> bool:
-        return self._agent is not None and bool(self._agent.get(self._call_id or ""))
-
-    def _chunk(self, turn: str, seq: int, ts: float, body: str | bytes) -> list[Event]:
-        try:
-            chunk = decode_chunk(body)
-        except KaiStreamError:
-            return []  # the live stream failed on it too; nothing was yielded
-        asm = self._asm
+    def _chunks(self, turn: str, seq: int, ts: float, chunks: list[Chunk | None]) -> list[Event]:
+        """Fold the decoded chunks of consecutive records of one turn (None: a
+        chunk the live stream failed on too, which yielded nothing)."""
+        asm = self._asm if turn == self._asm_turn else None
         resumed = False
-        if asm is None or turn != self._asm_turn:
+        if asm is None:
+            for chunk in chunks:
+                if chunk is not None:
+                    break
+            else:
+                return []  # no assembler for chunks that all failed, as live
             asm, resumed = self._new_assembler()
             self._asm_turn = turn
-        kind = type(chunk)
-        if kind is ToolInputAvailableChunk:
-            self._call_id = chunk.tool_call_id  # type: ignore[union-attr]
-        events = asm.feed(chunk)
-        self._turn_chunks.append(chunk)
         if self._project:
-            self._track(seq, turn, ts, asm, resumed)
+            return self._project_chunks(asm, resumed, turn, seq, ts, chunks)
+        events: list[Event] = []
+        feed = asm.feed
+        keep = self._turn_chunks.append
+        for chunk in chunks:
+            if chunk is None:
+                continue
+            keep(chunk)
+            if type(chunk) in _APPROVAL_CHUNKS:
+                events += self._approval_chunk(feed, chunk)
+            else:
+                events += feed(chunk)
+        return events
+
+    def _project_chunks(
+        self,
+        asm: MessageAssembler,
+        resumed: bool,
+        turn: str,
+        seq: int,
+        ts: float,
+        chunks: list[Chunk | None],
+    ) -> list[Event]:
+        """:meth:`_chunks` keeping the messages and tool calls the projections need."""
+        events: list[Event] = []
+        feed = asm.feed
+        keep = self._turn_chunks.append
+        tracked: object = _UNTRACKED
+        for i, chunk in enumerate(chunks):
+            if chunk is None:
+                continue
+            keep(chunk)
+            kind = type(chunk)
+            if kind in _APPROVAL_CHUNKS:
+                events += self._approval_chunk(feed, chunk)
+            else:
+                events += feed(chunk)
+            # The message the chunks go to changes only with the assembler's
+            # message id: track it then, not for every chunk.
+            if asm.message_id is not tracked:
+                self._track(seq + i, turn, ts, asm, resumed)
+                tracked = asm.message_id
+                resumed = False
             if kind in _TOOL_CHUNKS and self._current is not None:
                 self.tool_message[chunk.tool_call_id] = self._current.id  # type: ignore[union-attr]
-        if kind in _APPROVAL_CHUNKS and (self._decisions or self._agent is not None):
-            events = self._with_decisions(events)
+        return events
+
+    def _approval_chunk(self, feed: Callable[[Chunk], list[Event]], chunk: Chunk) -> list[Event]:
+        """Fold a chunk that may ask for approval (and, on replay, yield its decision)."""
+        if type(chunk) is ToolInputAvailableChunk and self._waiting is not None:
+            self._waiting.call_id = chunk.tool_call_id
+        events = feed(chunk)
+        if self._decisions or self._agent is not None:
+            return self._with_decisions(events)
         return events
 
     def _new_assembler(self) -> tuple[MessageAssembler, bool]:
         """The assembler the client made for a new exchange (and whether it resumes)."""
-        waiting = self._agent_waiting if self._agent is not None else None
+        waiting = self._waiting
         skipped, self._resume = self._resume, None
         seed, self._seed = self._seed, None
         if skipped is not None and self._asm is not None:
@@ -277,7 +389,8 @@ class ChatFold:
             # server sent again (the first `skipped` of the interrupted stream).
             prefix = self._turn_chunks[:skipped]
             asm = MessageAssembler(self._turn_seed, agent_waiting=waiting)
-            self._call_id = None  # no agent decisions are consumed by the refold
+            if waiting is not None:
+                waiting.call_id = None  # no agent decisions are consumed by the refold
             for chunk in prefix:
                 asm.feed(chunk)
             self._turn_chunks = prefix
@@ -518,6 +631,24 @@ def _decision(request: ToolApprovalRequestEvent, body: dict[str, Any]) -> Approv
         chunk=request.chunk,
     )
 
+
+class _Object(msgspec.Struct):
+    """Any JSON object (its fields are skipped, not built)."""
+
+
+_object_decoder: Final = msgspec.json.Decoder(_Object)
+
+
+def _is_object(body: str | bytes) -> bool:
+    try:
+        _object_decoder.decode(body)
+    except msgspec.MsgspecError:
+        return False
+    return True
+
+
+# Client records whose content only the projections use (replay skips them).
+_PROJECTED_ONLY: Final = frozenset({USER_MESSAGE, IMPORTED_MESSAGE, VOTE, DELETE_CHAT})
 
 _CLIENT_HANDLERS: Final = {
     USER_MESSAGE: ChatFold._user_message,

@@ -1,7 +1,7 @@
 """EventLog: the append-only event log of every chat, on one SQLite file.
 
 The API is synchronous. ``append`` is meant to run inline on the trio thread
-(one small transaction per network read); everything that reads more than a
+(one small transaction per burst of network reads); everything that reads more than a
 few rows (search, replay, export, rebuild, forget) should run in a worker
 thread from async code: ``await trio.to_thread.run_sync(log.search, "words")``.
 :meth:`EventLog.replay` already does. One EventLog may be used from several
@@ -23,7 +23,7 @@ from typing import Any
 
 from ..events import Event
 from ..exceptions import KaiLogError
-from ._append import insert_rows, record_rows
+from ._append import append_frames
 from ._db import Synchronous, default_log_path, log_errors, open_connection
 from ._export import (
     FileArg,
@@ -33,11 +33,19 @@ from ._export import (
     open_for_writing,
     render_markdown,
 )
+from ._frames import FRAME_COLUMNS, build_frames, stored_events
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
 from ._projections import Projector, read_events
 from ._queries import chat_detail, list_chats, log_stats
 from ._records import LogRecord, StoredEvent
-from ._replay import Replay, ReplayStep, replay_rows, replay_steps, replay_timed
+from ._replay import (
+    REPLAY_COLUMNS,
+    Replay,
+    ReplayStep,
+    replay_rows,
+    replay_steps,
+    replay_timed,
+)
 from ._search import SearchHit, search_messages
 from ._views import LocalChat, LocalChatDetail, LocalToolCall, LogStats
 
@@ -108,22 +116,21 @@ class EventLog:
             self._all.append(conn)
         return conn
 
-    @contextlib.contextmanager
-    def _reader(self, action: str) -> Iterator[sqlite3.Connection]:
+    def _reader(self, action: str) -> _Reading:
+        """``with self._reader(action) as conn:`` a pooled read connection."""
         self._check_open()
         with self._pool_lock:
             conn = self._readers.pop() if self._readers else None
         if conn is None:
             conn = self._new_connection()
-        try:
-            with log_errors(self.path, action):
-                yield conn
-        finally:
-            if conn.in_transaction:
-                conn.rollback()
-            with self._pool_lock:
-                if not self._closed:
-                    self._readers.append(conn)
+        return _Reading(self, conn, action)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            conn.rollback()
+        with self._pool_lock:
+            if not self._closed:
+                self._readers.append(conn)
 
     @contextlib.contextmanager
     def _maintenance(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -139,29 +146,33 @@ class EventLog:
     def append(self, records: Sequence[LogRecord]) -> int:
         """Append records in one transaction; return after it is committed.
 
+        Each record gets its own ``seq``, in order. Consecutive records of one
+        chat, turn, origin and time (a burst of server chunks) are stored as one
+        row, so a burst costs about what one record does.
+
         :returns: the ``seq`` of the last record (0 when ``records`` is empty).
         :raises KaiLogError: when the write fails; nothing of ``records`` is then stored.
         """
+        if not isinstance(records, list | tuple):
+            records = list(records)  # any iterable would do; we index it
         if not records:
             return 0
-        rows = record_rows(records, time.time())
+        frames = build_frames(records, time.time())
         self._check_open()
         with self._write_lock, log_errors(self.path, "appending"):
-            return insert_rows(self._writer, rows)
+            return append_frames(self._writer, frames)
 
     # -- reading events ----------------------------------------------------
 
     def events(self, chat_id: str | None = None, *, after: int = 0) -> list[StoredEvent]:
         """Stored events in log order, of one chat or all, after position ``after``."""
         with self._reader("reading events") as conn:
-            if chat_id is None:
-                return read_events(conn, "seq > ?", (after,))
-            return read_events(conn, "chat_id = ? AND seq > ?", (chat_id, after))
+            return read_events(conn, chat_id, after=after)
 
     def has_chat(self, chat_id: str) -> bool:
         """True when the log holds any record of the chat."""
         with self._reader("reading events") as conn:
-            found = conn.execute("SELECT 1 FROM events WHERE chat_id = ? LIMIT 1", (chat_id,))
+            found = conn.execute("SELECT 1 FROM frames WHERE chat_id = ? LIMIT 1", (chat_id,))
             return found.fetchone() is not None
 
     # -- projections -----------------------------------------------------------
@@ -246,9 +257,7 @@ class EventLog:
     def _chat_rows(self, chat_id: str) -> tuple[str, list[tuple[Any, ...]]]:
         with self._reader("reading a chat") as conn:
             rows = conn.execute(
-                "SELECT seq, turn, ts, origin, type, body FROM events WHERE chat_id = ? "
-                "ORDER BY seq",
-                (chat_id,),
+                f"SELECT {REPLAY_COLUMNS} FROM frames WHERE chat_id = ? ORDER BY seq", (chat_id,)
             ).fetchall()
         return chat_id, rows
 
@@ -296,19 +305,16 @@ class EventLog:
         count = 0
         with self._reader("exporting") as conn, open_for_writing(file) as out:
             if chat_id is None:
-                cursor = conn.execute(
-                    "SELECT seq, chat_id, turn, ts, origin, type, body FROM events ORDER BY seq"
-                )
+                cursor = conn.execute(f"SELECT {FRAME_COLUMNS} FROM frames ORDER BY seq")
             else:
                 cursor = conn.execute(
-                    "SELECT seq, chat_id, turn, ts, origin, type, body FROM events "
-                    "WHERE chat_id = ? ORDER BY seq",
+                    f"SELECT {FRAME_COLUMNS} FROM frames WHERE chat_id = ? ORDER BY seq",
                     (chat_id,),
                 )
-            for row in cursor:
-                ev = StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6].encode())
-                out.write(encode_line(ev))
-                count += 1
+            for frame in cursor:
+                for ev in stored_events((frame,)):
+                    out.write(encode_line(ev))
+                    count += 1
         return count
 
     def import_jsonl(self, file: FileArg) -> int:
@@ -402,6 +408,29 @@ class EventLog:
         self.refresh()
         with self._reader("reading stats") as conn:
             return log_stats(conn, self.path)
+
+
+class _Reading:
+    """A pooled read connection lent for a ``with`` block (a class, not a
+    generator: replay borrows one per chat)."""
+
+    __slots__ = ("log", "conn", "errors")
+
+    def __init__(self, log: EventLog, conn: sqlite3.Connection, action: str) -> None:
+        self.log = log
+        self.conn = conn
+        self.errors = log_errors(log.path, action)
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.conn
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        try:
+            self.errors.__exit__(exc_type, exc, tb)
+        finally:
+            self.log._give_back(self.conn)
 
 
 def _call_dict(call: LocalToolCall) -> dict[str, Any]:

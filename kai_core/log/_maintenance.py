@@ -10,8 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import KaiLogError
-from ._append import INSERT, INSERT_SEQ, record_rows
 from ._export import imported_records
+from ._frames import (
+    INSERT_FRAME_AT,
+    allocated_seq,
+    build_frames,
+    frames_from_rows,
+    insert_frames,
+    raise_floor,
+)
 from ._projections import count_forget
 from ._records import StoredEvent
 
@@ -39,32 +46,26 @@ def import_events(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> in
     """Insert exported events in one transaction; return how many were added.
 
     A turn already in the log is skipped whole (importing twice adds
-    nothing). A position is kept when it is past the log's end (always, for
-    an empty log), else the event gets the next one.
+    nothing). A position is kept when it is past the last one handed out
+    (always, for an empty log), else the event gets the next one.
+
+    :raises KaiLogError: a record with a bad origin or a body that is not UTF-8.
     """
-    added = 0
+    rows: list[tuple[Any, ...]] = []
     with _transaction(conn):
         seen: dict[str, bool] = {}
-        top = conn.execute(
-            "SELECT coalesce(max(seq), 0) FROM (SELECT seq FROM events UNION ALL "
-            "SELECT seq FROM sqlite_sequence WHERE name = 'events')"
-        ).fetchone()[0]
+        top = allocated_seq(conn)
         for ev in events:
             keep = seen.get(ev.turn)
             if keep is None:
-                found = conn.execute("SELECT 1 FROM events WHERE turn = ? LIMIT 1", (ev.turn,))
+                found = conn.execute("SELECT 1 FROM frames WHERE turn = ? LIMIT 1", (ev.turn,))
                 keep = seen[ev.turn] = found.fetchone() is None
             if not keep:
                 continue
-            row = (ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, ev.body.decode())
-            if ev.seq > top:
-                conn.execute(INSERT_SEQ, (ev.seq, *row))
-                top = ev.seq
-            else:
-                conn.execute(INSERT, row)
-                top = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-            added += 1
-    return added
+            top = ev.seq if ev.seq > top else top + 1
+            rows.append((top, ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, ev.body))
+        conn.executemany(INSERT_FRAME_AT, frames_from_rows(rows))
+    return len(rows)
 
 
 def _chat_id(detail: Any) -> str:
@@ -85,7 +86,7 @@ def import_detail(conn: sqlite3.Connection, detail: Any) -> int:
         now = time.time()
         records = imported_records(detail, known, uuid.uuid4().hex, now)
         if records:
-            conn.executemany(INSERT, record_rows(records, now))
+            insert_frames(conn, build_frames(records, now))
     return len(records)
 
 
@@ -93,7 +94,11 @@ def forget_chat(conn: sqlite3.Connection, chat_id: str) -> int:
     """Delete a chat's events and projection rows in one transaction; return the
     number of events deleted. Follow with :func:`compact_and_checkpoint`."""
     with _transaction(conn):
-        deleted: int = conn.execute("DELETE FROM events WHERE chat_id = ?", (chat_id,)).rowcount
+        deleted: int = conn.execute(
+            "SELECT coalesce(sum(n), 0) FROM frames WHERE chat_id = ?", (chat_id,)
+        ).fetchone()[0]
+        raise_floor(conn)  # its positions stay used, also when they were the newest
+        conn.execute("DELETE FROM frames WHERE chat_id = ?", (chat_id,))
         conn.execute(
             "DELETE FROM search_text WHERE seq IN (SELECT seq FROM messages WHERE chat_id = ?)",
             (chat_id,),

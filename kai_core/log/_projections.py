@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any, Final
 
 import msgspec
 
 from ._fold import ChatFold, MessageState, message_text, tool_rows
+from ._frames import FRAME_COLUMNS, TOP_SEQ, stored_events, top_seq
 from ._records import StoredEvent
 
 __all__ = [
@@ -28,50 +28,48 @@ __all__ = [
     "Projector",
     "count_forget",
     "read_events",
-    "read_rows",
     "write_fold",
 ]
 
 PROJECTION_TABLES: Final = ("chats", "messages", "tool_calls", "votes", "search_text")
-_BATCH: Final = 2000  # events per catch-up transaction: keeps appends waiting briefly
+_BATCH: Final = 2000  # records per catch-up transaction: keeps appends waiting briefly
 _CACHE: Final = 256  # chat folds kept between catch-ups
-_EVENT_COLUMNS: Final = "seq, chat_id, turn, ts, origin, type, body"
 _encode: Final = msgspec.json.Encoder()
-
-
-def _stored(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6].encode())
+# Frames holding a position after ?1 (the first may straddle it: readers filter).
+_AFTER: Final = (
+    "seq >= coalesce((SELECT max(seq) FROM frames WHERE seq <= ?1), ?1 + 1) AND seq + n > ?1 + 1"
+)
+_CHAT_AFTER: Final = (
+    "chat_id = ?2 AND seq >= coalesce((SELECT max(seq) FROM frames "
+    "WHERE chat_id = ?2 AND seq <= ?1), ?1 + 1) AND seq + n > ?1 + 1"
+)
 
 
 def read_events(
-    conn: sqlite3.Connection,
-    where: str = "",
-    params: Iterable[Any] = (),
-    *,
-    limit: int | None = None,
+    conn: sqlite3.Connection, chat_id: str | None = None, *, after: int = 0
 ) -> list[StoredEvent]:
-    """Events matching ``where`` (SQL after WHERE), in ``seq`` order."""
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events"
-    if where:
-        sql += f" WHERE {where}"
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return [_stored(row) for row in conn.execute(sql, tuple(params))]
+    """The records of one chat (or all) after position ``after``, in ``seq`` order."""
+    if chat_id is None:
+        sql = f"SELECT {FRAME_COLUMNS} FROM frames WHERE {_AFTER} ORDER BY seq"
+        params: tuple[Any, ...] = (after,)
+    else:
+        sql = f"SELECT {FRAME_COLUMNS} FROM frames WHERE {_CHAT_AFTER} ORDER BY seq"
+        params = (after, chat_id)
+    return stored_events(conn.execute(sql, params), after=after)
 
 
-def read_rows(
-    conn: sqlite3.Connection,
-    where: str,
-    params: Iterable[Any] = (),
-    *,
-    limit: int | None = None,
-) -> list[tuple[Any, ...]]:
-    """Raw ``(seq, chat_id, turn, ts, origin, type, body)`` rows, in ``seq`` order."""
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return conn.execute(sql, tuple(params)).fetchall()
+def _frames_after(conn: sqlite3.Connection, watermark: int) -> list[tuple[Any, ...]]:
+    """The next frames to project: about :data:`_BATCH` records after the watermark."""
+    frames = []
+    records = 0
+    for frame in conn.execute(
+        f"SELECT {FRAME_COLUMNS} FROM frames WHERE {_AFTER} ORDER BY seq", (watermark,)
+    ):
+        frames.append(frame)
+        records += frame[1]
+        if records >= _BATCH:
+            break
+    return frames
 
 
 def _watermark(conn: sqlite3.Connection) -> int:
@@ -151,21 +149,22 @@ class Projector:
                     # Another connection projected (or forgot a chat) since we
                     # last looked: our cached folds may not match the file.
                     self._folds.clear()
-                rows = read_rows(conn, "seq > ?", (watermark,), limit=_BATCH)
-                if not rows:
+                frames = _frames_after(conn, watermark)
+                if not frames:
                     conn.execute("COMMIT")
                     self._known = (watermark, forgets)
                     return total
                 by_chat: dict[str, list[tuple[Any, ...]]] = {}
-                for row in rows:
-                    by_chat.setdefault(row[1], []).append(row)
-                for chat_id, chat_rows in by_chat.items():
+                for frame in frames:
+                    by_chat.setdefault(frame[2], []).append(frame)
+                for chat_id, chat_frames in by_chat.items():
                     fold = self._fold(conn, chat_id, watermark)
-                    feed = fold.feed_row
-                    for seq, _, turn, ts, origin, kind, body in chat_rows:
-                        feed(seq, turn, ts, origin, kind, body)
+                    feed = fold.feed_frame
+                    for seq, n, _, turn, ts, origin, types, body, sizes in chat_frames:
+                        feed(seq, n, turn, ts, origin, types, body, sizes, after=watermark)
                     write_fold(conn, fold)
-                last_seq: int = rows[-1][0]
+                last = frames[-1]
+                last_seq: int = last[0] + last[1] - 1
                 _set_watermark(conn, last_seq)
                 conn.execute("COMMIT")
             except BaseException:
@@ -175,11 +174,13 @@ class Projector:
                     conn.execute("ROLLBACK")
                 raise
             self._known = (last_seq, forgets)
-            total += len(rows)
+            # Every record of these frames was folded, but for those of the first
+            # at or before the watermark.
+            total += sum(f[1] for f in frames) - max(0, watermark + 1 - frames[0][0])
 
     def _up_to_date(self, conn: sqlite3.Connection) -> bool:
         top, watermark = conn.execute(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM events), "
+            f"SELECT {TOP_SEQ}, "
             "(SELECT coalesce(max(value), 0) FROM projection_state WHERE key = 'watermark')"
         ).fetchone()
         return bool(top <= watermark)
@@ -190,11 +191,13 @@ class Projector:
             # Rebuild the chat's state from its projected events; its rows are
             # already in the file, so nothing is dirty afterwards.
             fold = ChatFold(chat_id)
-            feed = fold.feed_row
-            for seq, _, turn, ts, origin, kind, body in read_rows(
-                conn, "chat_id = ? AND seq <= ?", (chat_id, watermark)
+            feed = fold.feed_frame
+            for seq, n, turn, ts, origin, types, body, sizes in conn.execute(
+                "SELECT seq, n, turn, ts, origin, types, body, sizes FROM frames "
+                "WHERE chat_id = ? AND seq <= ? ORDER BY seq",
+                (chat_id, watermark),
             ):
-                feed(seq, turn, ts, origin, kind, body)
+                feed(seq, n, turn, ts, origin, types, body, sizes, upto=watermark)
             fold.dirty_messages.clear()
             fold.dirty_votes.clear()
             fold.dirty = False
@@ -224,27 +227,40 @@ class Projector:
                 "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'search_text'"
             ).fetchall():
                 conn.execute(f'DROP TRIGGER "{name}"')
+            # Likewise the lookup indexes: built once at the end (a sort) rather
+            # than updated row by row in chat order (unique ones stay: they decide
+            # what INSERT OR REPLACE replaces).
+            indexes = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                f"AND sql NOT LIKE 'CREATE UNIQUE %' AND tbl_name IN {PROJECTION_TABLES!r}"
+            ).fetchall()
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
             for table in PROJECTION_TABLES:
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO search_text_fts (search_text_fts) VALUES ('delete-all')")
-            last = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            last = top_seq(conn)
             count = 0
             fold: ChatFold | None = None
+            feed = None
             cursor = conn.execute(
-                f"SELECT {_EVENT_COLUMNS} FROM events WHERE seq <= ? ORDER BY chat_id, seq",
-                (last,),
+                "SELECT seq, n, chat_id, turn, ts, origin, types, body, sizes FROM frames "
+                "ORDER BY chat_id, seq"
             )
-            for seq, chat_id, turn, ts, origin, kind, body in cursor:
+            for seq, n, chat_id, turn, ts, origin, types, body, sizes in cursor:
                 if fold is None or fold.chat_id != chat_id:
                     if fold is not None:
                         write_fold(conn, fold)
                     fold = ChatFold(chat_id)
-                fold.feed_row(seq, turn, ts, origin, kind, body)
-                count += 1
+                    feed = fold.feed_frame
+                feed(seq, n, turn, ts, origin, types, body, sizes)  # type: ignore[misc]
+                count += n
             if fold is not None:
                 write_fold(conn, fold)
             conn.execute("INSERT INTO search_text_fts (search_text_fts) VALUES ('rebuild')")
             for sql in triggers:
+                conn.execute(sql)
+            for _, sql in indexes:
                 conn.execute(sql)
             _set_watermark(conn, last)
             forgets = _forgets(conn)

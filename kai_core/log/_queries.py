@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
+from ._frames import TOP_SEQ
 from ._views import LocalChat, LocalChatDetail, LocalMessage, LocalToolCall, LogStats
 
 __all__ = ["chat_detail", "list_chats", "log_stats"]
@@ -89,8 +90,8 @@ def chat_detail(conn: sqlite3.Connection, chat_id: str) -> LocalChatDetail | Non
 def log_stats(conn: sqlite3.Connection, path: Path) -> LogStats:
     """Counts, time span and size on disk."""
     events, server, first, last, top = conn.execute(
-        "SELECT count(*), coalesce(sum(origin = 'server'), 0), min(ts), max(ts), "
-        "coalesce(max(seq), 0) FROM events"
+        "SELECT coalesce(sum(n), 0), coalesce(sum(CASE origin WHEN 'server' THEN n END), 0), "
+        f"min(ts), max(ts), {TOP_SEQ} FROM frames"
     ).fetchone()
     chats = conn.execute("SELECT count(*) FROM chats").fetchone()[0]
     messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]

@@ -17,12 +17,21 @@ import trio
 
 from ..events import Event
 from ._fold import ChatFold
+from ._frames import frame_bodies, frame_types
 from ._records import APPROVAL, StoredEvent
 
-__all__ = ["Replay", "ReplayStep", "replay_rows", "replay_steps", "replay_timed"]
+__all__ = [
+    "REPLAY_COLUMNS",
+    "Replay",
+    "ReplayStep",
+    "replay_rows",
+    "replay_steps",
+    "replay_timed",
+]
 
 _decode: Final = msgspec.json.Decoder()
 _CHECKPOINT_EVERY: Final = 512
+_APPROVAL_TYPE: Final = f'"{APPROVAL}"'  # how it shows in a frame's JSON types
 
 
 class ReplayStep(msgspec.Struct, frozen=True):
@@ -65,19 +74,30 @@ def replay_steps(records: Sequence[StoredEvent], *, decisions: bool = True) -> I
         yield ReplayStep(ev, fold.feed(ev))
 
 
+REPLAY_COLUMNS: Final = "seq, n, turn, ts, CASE origin WHEN 'client' THEN types END, body, sizes"
+"""What replay reads of a chat's frames. Replay needs the record types of
+client frames only: NULL marks a frame of server chunks, and leaving their
+types unread makes each row cheaper to fetch."""
+
+
 def replay_rows(
     chat_id: str, rows: Sequence[tuple[Any, ...]], *, decisions: bool = True
 ) -> Iterator[tuple[float, list[Event]]]:
-    """The fast path of :func:`replay_steps`: one chat's raw ``(seq, turn, ts,
-    origin, type, body)`` rows in, ``(ts, events)`` out."""
+    """The fast path of :func:`replay_steps`: one chat's frames as
+    :data:`REPLAY_COLUMNS`, in ``seq`` order, in; ``(ts, events)`` out, one pair
+    per frame (its records share their time)."""
     agent: dict[str, list[dict[str, Any]]] = {}
-    for _, _, _, origin, kind, body in rows:
-        if kind == APPROVAL and origin == "client":
-            _add_agent_decision(agent, body)
+    for _, n, _, _, types, body, sizes in rows:
+        if types is not None and _APPROVAL_TYPE in types:
+            kinds = frame_types(n, types)
+            for i, data in enumerate(frame_bodies(n, body, sizes)):
+                if kinds[i] == APPROVAL:
+                    _add_agent_decision(agent, data)
     fold = ChatFold(chat_id, agent_decisions=agent, decisions=decisions, project=False)
-    feed = fold.feed_row
-    for seq, turn, ts, origin, kind, body in rows:
-        yield ts, feed(seq, turn, ts, origin, kind, body)
+    feed = fold.feed_frame
+    for seq, n, turn, ts, types, body, sizes in rows:
+        origin = "server" if types is None else "client"
+        yield ts, feed(seq, n, turn, ts, origin, types, body, sizes)
 
 
 async def replay_timed(
