@@ -223,7 +223,7 @@ def open_connection(
     """
     if path.exists():
         # A reader connection (migrate=False) comes after the writer's: no header read.
-        _check_existing(path, read_header=True)
+        _check_existing(path, read_header=migrate)
     else:
         _create_file(path)
     conn: sqlite3.Connection | None = None
