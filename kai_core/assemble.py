@@ -16,7 +16,7 @@ written against that keeps working.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -116,34 +116,6 @@ class MessageAssembler:
         agent_waiting: Callable[[str], bool] | None = None,
     ) -> None:
         self._agent_waiting = agent_waiting
-        self._dispatch: dict[type, Callable[[Any], list[Event]]] = {
-            c.TextDeltaChunk: self._text_delta,
-            c.TextStartChunk: self._text_start,
-            c.TextEndChunk: self._text_end,
-            c.ReasoningStartChunk: self._reasoning_start,
-            c.ReasoningDeltaChunk: self._reasoning_delta,
-            c.ReasoningEndChunk: self._reasoning_end,
-            c.StartChunk: self._start,
-            c.StartStepChunk: self._start_step,
-            c.FinishStepChunk: self._finish_step,
-            c.ToolInputStartChunk: self._tool_input_start,
-            c.ToolInputDeltaChunk: self._tool_input_delta,
-            c.ToolInputAvailableChunk: self._tool_input_available,
-            c.ToolInputErrorChunk: self._tool_input_error,
-            c.ToolApprovalRequestChunk: self._tool_approval_request,
-            c.ToolOutputAvailableChunk: self._tool_output_available,
-            c.ToolOutputErrorChunk: self._tool_output_error,
-            c.ToolOutputDeniedChunk: self._tool_output_denied,
-            c.SourceUrlChunk: self._source_url,
-            c.SourceDocumentChunk: self._source_document,
-            c.FileChunk: self._file,
-            c.DataChunk: self._data,
-            c.FinishChunk: self._finish,
-            c.ErrorChunk: self._error,
-            c.AbortChunk: self._abort,
-            c.MessageMetadataChunk: self._message_metadata,
-            c.UnknownChunk: self._unknown,
-        }
         self._seed = message
         self.reset()
 
@@ -183,7 +155,7 @@ class MessageAssembler:
     def feed(self, chunk: c.Chunk) -> list[Event]:
         """Fold one chunk into the message; return the events it maps to."""
         self._last_chunk = chunk
-        return self._dispatch[type(chunk)](chunk)
+        return _HANDLERS[type(chunk)](self, chunk)
 
     def feed_all(self, chunks: Iterable[c.Chunk]) -> list[Event]:
         """Feed several chunks; return all their events in order."""
@@ -602,6 +574,38 @@ class MessageAssembler:
             data = {}
         return [UnknownEvent(type=chunk.type, data=data, chunk=chunk)]
 
+
+# One handler per chunk class, shared by every assembler: a per-instance dict
+# of bound methods cost a dict per turn (replay builds one assembler per
+# turn) and made each assembler a reference cycle only the GC could free.
+_HANDLERS: Final[dict[type, Callable[[MessageAssembler, Any], list[Event]]]] = {
+    c.TextDeltaChunk: MessageAssembler._text_delta,
+    c.TextStartChunk: MessageAssembler._text_start,
+    c.TextEndChunk: MessageAssembler._text_end,
+    c.ReasoningStartChunk: MessageAssembler._reasoning_start,
+    c.ReasoningDeltaChunk: MessageAssembler._reasoning_delta,
+    c.ReasoningEndChunk: MessageAssembler._reasoning_end,
+    c.StartChunk: MessageAssembler._start,
+    c.StartStepChunk: MessageAssembler._start_step,
+    c.FinishStepChunk: MessageAssembler._finish_step,
+    c.ToolInputStartChunk: MessageAssembler._tool_input_start,
+    c.ToolInputDeltaChunk: MessageAssembler._tool_input_delta,
+    c.ToolInputAvailableChunk: MessageAssembler._tool_input_available,
+    c.ToolInputErrorChunk: MessageAssembler._tool_input_error,
+    c.ToolApprovalRequestChunk: MessageAssembler._tool_approval_request,
+    c.ToolOutputAvailableChunk: MessageAssembler._tool_output_available,
+    c.ToolOutputErrorChunk: MessageAssembler._tool_output_error,
+    c.ToolOutputDeniedChunk: MessageAssembler._tool_output_denied,
+    c.SourceUrlChunk: MessageAssembler._source_url,
+    c.SourceDocumentChunk: MessageAssembler._source_document,
+    c.FileChunk: MessageAssembler._file,
+    c.DataChunk: MessageAssembler._data,
+    c.FinishChunk: MessageAssembler._finish,
+    c.ErrorChunk: MessageAssembler._error,
+    c.AbortChunk: MessageAssembler._abort,
+    c.MessageMetadataChunk: MessageAssembler._message_metadata,
+    c.UnknownChunk: MessageAssembler._unknown,
+}
 
 SSEStreamParser = MessageAssembler
 """kai-client's name for the stateful stream parser."""

@@ -20,7 +20,7 @@ not an object, or a known type with fields of the wrong type.
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
@@ -75,11 +75,8 @@ class _Chunk(
 ):
     """Base of the tagged union; ``type`` is the class tag."""
 
-    @property
-    def type(self) -> str:
-        """The wire ``type`` of this chunk."""
-        tag: str = self.__struct_config__.tag  # type: ignore[assignment]
-        return tag
+    type: ClassVar[str]
+    """The wire ``type`` of this chunk: its class's tag (set below for each class)."""
 
 
 class StartChunk(_Chunk, frozen=True, tag="start"):
@@ -343,6 +340,13 @@ Chunk: TypeAlias = KnownChunk | DataChunk | UnknownChunk
 KNOWN_CHUNK_TYPES: Final[frozenset[str]] = frozenset(
     str(c.__struct_config__.tag) for c in KnownChunk.__args__
 )
+
+# ``chunk.type`` is read for every chunk on the hot paths (log records,
+# dispatch): a plain class attribute, not a property reading
+# ``__struct_config__`` (which builds a new config object on each access).
+for _cls in KnownChunk.__args__:
+    _cls.type = str(_cls.__struct_config__.tag)
+del _cls
 
 
 class _TypeOnly(msgspec.Struct):
