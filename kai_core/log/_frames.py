@@ -171,34 +171,24 @@ def build_frames(records: Sequence[LogRecord], now: float) -> list[Frame]:
     """
     first = records[0]
     chat_id, turn, origin, ts = first.chat_id, first.turn, first.origin, first.ts
+    runs: Iterable[Sequence[LogRecord]]
     for r in records:  # the streaming case: one run, checked without building keys
         if r.chat_id != chat_id or r.turn != turn or r.origin != origin or r.ts != ts:
+            runs = [list(run) for _, run in groupby(records, _key)]
             break
     else:
-        return [
-            make_frame(
-                chat_id,
-                turn,
-                now if ts is None else ts,
-                origin,
-                list(map(_type, records)),
-                list(map(_body, records)),
-            )
-        ]
-    frames = []
-    for (chat_id, turn, origin, ts), run in groupby(records, _key):
-        group = list(run)
-        frames.append(
-            make_frame(
-                chat_id,
-                turn,
-                now if ts is None else ts,
-                origin,
-                list(map(_type, group)),
-                list(map(_body, group)),
-            )
+        runs = (records,)
+    return [
+        make_frame(
+            run[0].chat_id,
+            run[0].turn,
+            now if run[0].ts is None else run[0].ts,
+            run[0].origin,
+            list(map(_type, run)),
+            list(map(_body, run)),
         )
-    return frames
+        for run in runs
+    ]
 
 
 def insert_frames(conn: sqlite3.Connection, frames: Sequence[Frame]) -> int:
