@@ -19,13 +19,15 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 import platformdirs
-import sqlite_utils
 
 from ..exceptions import KaiLogError
 from ._frames import INSERT_FRAME_AT, frames_from_rows
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = [
     "APPLICATION_ID",
@@ -255,7 +257,7 @@ def open_connection(
 
 # --- migrations -----------------------------------------------------------
 
-Migration: TypeAlias = Callable[[sqlite_utils.Database], None]
+Migration: TypeAlias = "Callable[[sqlite_utils.Database], None]"
 
 
 def _m001_events(db: sqlite_utils.Database) -> None:
@@ -422,9 +424,14 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 f"{', '.join(sorted(applied - known))}); upgrade kai or {_HINT}",
                 "log:too_new",
             )
-        db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
-        for name, migration in MIGRATIONS:
-            if name not in applied:
+        pending = [(name, migration) for name, migration in MIGRATIONS if name not in applied]
+        if pending:
+            # Imported only to create or upgrade a log: opening an up-to-date
+            # one (every kai command, the shell's start) skips its ~85 ms import.
+            import sqlite_utils
+
+            db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+            for name, migration in pending:
                 migration(db)
                 conn.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
