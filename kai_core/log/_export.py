@@ -3,8 +3,8 @@
 JSON lines: one event per line, ``{"seq", "chat_id", "turn", "ts", "origin",
 "type", "body"}``, where ``body`` is the record's JSON embedded verbatim (a
 body that is not JSON, or holds a raw newline, is written as the string
-``body_text``). Importing the
-lines into an empty log gives identical events and projections.
+``body_text``). Importing the lines into an empty log gives identical
+events and projections.
 
 Markdown: a transcript for people, built from the projections.
 
