@@ -420,8 +420,7 @@ class EventStream:
 
     def _commit(self, records: list[LogRecord], events: list[Event]) -> None:
         """Log a burst's records in one append, then queue its events."""
-        if records:
-            self._append(records)
+        self._log_records(records)
         self._queue.extend(events)
 
     async def _cut(self, exc: httpx.HTTPError | None) -> None:

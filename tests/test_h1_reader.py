@@ -62,6 +62,13 @@ def whole_response(head: bytes, body: bytes, *, close: bool = False) -> object:
     return handler
 
 
+async def answer_from(handler: object) -> tuple[list[Event], bool]:
+    """The events of one answer served by ``handler``, and whether our reader read it."""
+    async with raw_server(handler) as server, client_for(server) as client:
+        stream = client.send_message("c1", "hi")
+        return await read_all(stream), own_reader(stream)
+
+
 async def expected_events() -> list[Event]:
     """The events of hello.sse, read through the httpx path (a custom transport)."""
     data = fixture("hello.sse")
@@ -105,33 +112,23 @@ async def test_the_client_reads_answers_itself(
 async def test_bytes_that_came_with_the_headers_are_not_lost() -> None:
     # Head and whole body in one write: h11 holds the body when httpx returns.
     body = chunked(fixture("hello.sse"), 40)
-    handler = whole_response(HEAD + b"transfer-encoding: chunked\r\n", body)
-    async with raw_server(handler) as server, client_for(server) as client:
-        stream = client.send_message("c1", "hi")
-        events = await read_all(stream)
-        assert own_reader(stream)
+    events, own = await answer_from(whole_response(HEAD + b"transfer-encoding: chunked\r\n", body))
+    assert own
     assert events == await expected_events()
 
 
 async def test_content_length_body() -> None:
     data = fixture("hello.sse")
     head = HEAD + b"content-length: %d\r\n" % len(data)
-    async with raw_server(whole_response(head, data)) as server, client_for(server) as client:
-        stream = client.send_message("c1", "hi")
-        events = await read_all(stream)
-        assert own_reader(stream)
+    events, own = await answer_from(whole_response(head, data))
+    assert own
     assert events == await expected_events()
 
 
 async def test_close_delimited_body() -> None:
     data = fixture("hello.sse")
-    async with (
-        raw_server(whole_response(HEAD, data, close=True)) as server,
-        client_for(server) as client,
-    ):
-        stream = client.send_message("c1", "hi")
-        events = await read_all(stream)
-        assert own_reader(stream)
+    events, own = await answer_from(whole_response(HEAD, data, close=True))
+    assert own
     assert events == await expected_events()
 
 
@@ -214,10 +211,8 @@ async def test_tls_answers_are_read_by_our_reader(
 async def test_a_compressed_body_is_read_by_httpx() -> None:
     body = chunked(gzip.compress(fixture("hello.sse")), 50)
     head = HEAD + b"content-encoding: gzip\r\ntransfer-encoding: chunked\r\n"
-    async with raw_server(whole_response(head, body)) as server, client_for(server) as client:
-        stream = client.send_message("c1", "hi")
-        events = await read_all(stream)
-        assert not own_reader(stream)
+    events, own = await answer_from(whole_response(head, body))
+    assert not own
     assert events == await expected_events()
 
 

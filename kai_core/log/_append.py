@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from ._db import write_transaction
 from ._frames import Frame, insert_frames
 
 __all__ = ["append_frames"]
@@ -21,12 +22,5 @@ def append_frames(conn: sqlite3.Connection, frames: Sequence[Frame]) -> int:
 
     Returns after ``COMMIT``; on any error nothing of ``frames`` is stored.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        last = insert_frames(conn, frames)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return last
+    with write_transaction(conn):
+        return insert_frames(conn, frames)

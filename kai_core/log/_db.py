@@ -37,6 +37,7 @@ __all__ = [
     "default_log_path",
     "log_errors",
     "open_connection",
+    "write_transaction",
 ]
 
 APPLICATION_ID: Final = 0x4B414931  # "KAI1" in the SQLite header: marks a kai log
@@ -123,6 +124,31 @@ class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, 
     ) -> None:
         if isinstance(exc, sqlite3.Error):
             raise translate(self.path, exc, self.action) from exc
+
+
+class write_transaction:  # noqa: N801 - used like a function: ``with write_transaction(conn):``
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception (cancellation too).
+
+    A class, not a generator: it wraps every append.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        conn = self.conn
+        try:
+            if exc_type is None:
+                conn.execute("COMMIT")  # may fail too (a full disk): then roll back
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
 
 def _create_file(path: Path) -> None:
@@ -405,8 +431,7 @@ MIGRATIONS: Final[tuple[tuple[str, Migration], ...]] = (
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         # Checked again under the write lock: another process may have
         # initialised the file since we looked.
         _check_kai(conn, path)
@@ -436,8 +461,3 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
                 )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

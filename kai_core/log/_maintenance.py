@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import KaiLogError
+from ._db import write_transaction
 from ._export import imported_records
 from ._frames import (
     INSERT_FRAME_AT,
@@ -25,23 +26,6 @@ from ._records import StoredEvent
 __all__ = ["compact_and_checkpoint", "forget_chat", "import_detail", "import_events"]
 
 
-class _transaction:  # noqa: N801 - used like a function: ``with _transaction(conn):``
-    """``with _Tx(conn):`` a BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        elif self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
-
-
 def import_events(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> int:
     """Insert exported events in one transaction; return how many were added.
 
@@ -52,7 +36,7 @@ def import_events(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> in
     :raises KaiLogError: a record with a bad origin or a body that is not UTF-8.
     """
     rows: list[tuple[Any, ...]] = []
-    with _transaction(conn):
+    with write_transaction(conn):
         seen: dict[str, bool] = {}
         top = allocated_seq(conn)
         for ev in events:
@@ -78,7 +62,7 @@ def _chat_id(detail: Any) -> str:
 def import_detail(conn: sqlite3.Connection, detail: Any) -> int:
     """Record the messages of a server chat detail not yet in the log (projections
     must be current); return how many."""
-    with _transaction(conn):
+    with write_transaction(conn):
         chat_id = _chat_id(detail)
         known = {
             row[0] for row in conn.execute("SELECT id FROM messages WHERE chat_id = ?", (chat_id,))
@@ -93,7 +77,7 @@ def import_detail(conn: sqlite3.Connection, detail: Any) -> int:
 def forget_chat(conn: sqlite3.Connection, chat_id: str) -> int:
     """Delete a chat's events and projection rows in one transaction; return the
     number of events deleted. Follow with :func:`compact_and_checkpoint`."""
-    with _transaction(conn):
+    with write_transaction(conn):
         deleted: int = conn.execute(
             "SELECT coalesce(sum(n), 0) FROM frames WHERE chat_id = ?", (chat_id,)
         ).fetchone()[0]

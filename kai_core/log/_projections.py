@@ -243,10 +243,7 @@ class Projector:
             count = 0
             fold: ChatFold | None = None
             feed = None
-            cursor = conn.execute(
-                "SELECT seq, n, chat_id, turn, ts, origin, types, body, sizes FROM frames "
-                "ORDER BY chat_id, seq"
-            )
+            cursor = conn.execute(f"SELECT {FRAME_COLUMNS} FROM frames ORDER BY chat_id, seq")
             for seq, n, chat_id, turn, ts, origin, types, body, sizes in cursor:
                 if fold is None or fold.chat_id != chat_id:
                     if fold is not None:
