@@ -267,6 +267,32 @@ def test_history_search_with_ctrl_r(pipe: PipeInput) -> None:
     assert session.prompt() == "create a bucket called b1"
 
 
+@pytest.mark.parametrize(
+    ("typed", "line"),
+    [
+        ("/op\t\r", "/open "),  # one completion: inserted
+        ("/open bucket\t\r", "/open 3f2b1111-bbbb"),  # a word of the title: the chat id
+        ("/open 3f\t\r", "/open 3f2"),  # several: what they share
+        ("/de\t\r", "/de"),  # several sharing nothing: the menu, nothing chosen
+        ("hello\t\r", "hello"),  # a message: nothing to complete
+    ],
+)
+def test_tab_read_together_with_the_keys_before_it_completes(
+    pipe: PipeInput, typed: str, line: str
+) -> None:
+    # The keys and the Tab arrive in one read, before the completion queued
+    # for the typed text has run: prompt-toolkit's own Tab was dropped then.
+    session = make_prompt(pipe, state_with_chats())
+    pipe.send_text(typed)
+    assert session.prompt() == line  # type: ignore[attr-defined]
+
+
+def test_tab_completes_in_the_approval_prompt(pipe: PipeInput) -> None:
+    prompt = ApprovalPrompt(BUILTINS, state_with_chats(), input=pipe, output=DummyOutput())
+    pipe.send_text("/ap\tcall_2\r")
+    assert prompt.read("delete_table") == "/approve call_2"
+
+
 def test_history_file_is_private(tmp_path: Path) -> None:
     path = tmp_path / "state" / "shell_history"
     history = open_history(path)

@@ -24,6 +24,7 @@ from prompt_toolkit.output import Output
 
 from .commands import CommandRegistry, split_args
 from .completer import ShellCompleter
+from .keys import completion_key_bindings
 from .state import ShellState
 
 __all__ = ["APPROVAL_HELP", "ApprovalPrompt", "ApprovalReply", "describe_request", "parse_reply"]
@@ -105,9 +106,11 @@ class ApprovalPrompt:
         input: Input | None = None,
         output: Output | None = None,
     ) -> None:
+        completer = ShellCompleter(registry, state, only=("approve", "deny", "help"))
         self._session: PromptSession[str] = PromptSession(
-            completer=ShellCompleter(registry, state, only=("approve", "deny", "help")),
+            completer=completer,
             complete_while_typing=True,
+            key_bindings=completion_key_bindings(completer),
             input=input,
             output=output,
         )

@@ -69,6 +69,19 @@ class ShellCompleter(Completer):
             for completion in self.get_completions(document, complete_event):
                 yield completion
 
+    def completions_now(self, document: Document) -> list[Completion] | None:
+        """Every completion for ``document``, computed inline; None for a file path.
+
+        Tab uses this instead of prompt-toolkit's background completion, which
+        drops a Tab that arrives while the completion for the keys typed just
+        before it is still queued (typing fast, or a terminal delivering the
+        keys in one read). Paths are left to the worker thread: listing a
+        directory may block.
+        """
+        if self._current_kind(document) == "path":
+            return None
+        return list(self.get_completions(document, CompleteEvent(completion_requested=True)))
+
     def _current_kind(self, document: Document) -> str | None:
         text = document.text_before_cursor
         if not text.startswith("/") or " " not in text:

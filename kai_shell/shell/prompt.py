@@ -84,13 +84,14 @@ def build_prompt(
             "prompt.continuation": "#8a8a8a",
         }
     )
+    completer = ShellCompleter(registry, state)
     return PromptSession(
         message=lambda: prompt_message(state),
         history=history if history is not None else open_history(),
         auto_suggest=AutoSuggestFromHistory(),
-        completer=ShellCompleter(registry, state),
+        completer=completer,
         complete_while_typing=True,
-        key_bindings=shell_key_bindings(),
+        key_bindings=shell_key_bindings(completer),
         bottom_toolbar=lambda: toolbar(state),
         prompt_continuation=_continuation,
         enable_open_in_editor=True,
