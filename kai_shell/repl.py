@@ -39,6 +39,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
 import click
@@ -122,7 +123,6 @@ class Shell:
         self.prompt = build_prompt(
             self.registry, self.state, history=history, input=input, output=output
         )
-        self.approval_prompt = ApprovalPrompt(self.registry, self.state, input=input, output=output)
         self._input, self._output = input, output
         self._scope: trio.CancelScope | None = None
         self._connected = trio.Event()
@@ -133,6 +133,12 @@ class Shell:
         self.quitting = False
 
     # -- setting up --------------------------------------------------------------
+
+    @cached_property
+    def approval_prompt(self) -> ApprovalPrompt:
+        """The short prompt for approvals and questions (made when first asked:
+        most shells never need it, and a prompt-toolkit session costs ~25 ms)."""
+        return ApprovalPrompt(self.registry, self.state, input=self._input, output=self._output)
 
     def _open_log(self) -> EventLog | None:
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -372,3 +374,39 @@ async def test_calls_left_pending_by_ctrl_c_are_answered_later(
     assert shell.state.pending == ()
     decided = [(a["tool_call_id"], a["approved"]) for a in approvals(tmp_path / "kai.db")]
     assert decided == [("call_000001", True), ("call_000002", False)]
+
+
+def test_a_shell_starts_without_rich_or_the_approval_prompt(tmp_path: Path) -> None:
+    # Both cost start-up time (~45 ms and ~25 ms) and most shells need them
+    # late or never: rich at the first answer drawn, the approval prompt at
+    # the first question. Run in a fresh interpreter: this one imported rich.
+    code = """
+import sys
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+from kai_core.events import TextEvent
+from kai_shell.repl import Shell
+from kai_shell.runtime import Options, Runtime
+
+with create_pipe_input() as pipe:
+    shell = Shell(
+        Runtime(Options(db=sys.argv[1], renderer="markdown")),
+        input=pipe, output=DummyOutput(), history=InMemoryHistory(),
+        handle_sigint=False, offline=True,
+    )
+    started = ("rich" in sys.modules, "approval_prompt" in vars(shell))
+    shell.renderer.begin("hello")
+    shell.renderer.event(TextEvent(text="Hi, **there**."))
+    shell.renderer.end()
+    shell.approval_prompt
+    print(started, ("rich" in sys.modules, "approval_prompt" in vars(shell)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "kai.db")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Hi, there." in done.stdout  # drawn by rich, as Markdown
+    assert done.stdout.split("\n")[-2] == "(False, False) (True, True)"

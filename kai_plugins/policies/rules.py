@@ -21,7 +21,6 @@ when it exists; ``--policy FILE`` names another one, which must exist.
 
 from __future__ import annotations
 
-import tomllib
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +123,8 @@ def load_rules(path: Path | str) -> list[Rule]:
         raise PolicyFileError(path, "is a directory, not a file") from None
     except OSError as exc:
         raise PolicyFileError(path, f"cannot be read: {exc.strerror or exc}") from None
+    import tomllib  # here: every start loads this plugin, few have a rules file
+
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

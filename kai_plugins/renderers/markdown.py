@@ -10,13 +10,15 @@ When the stream is not a terminal, each finished text part is printed once
 as rendered Markdown, without cursor movement (and without colour unless
 asked for), so redirecting the output gives a clean document.
 
-rich is imported when the renderer is made, never when the module is
-imported, so commands that render nothing do not pay for it.
+rich is imported when the renderer first draws something, never when the
+module is imported or the renderer made, so commands (and a shell) that
+render nothing do not pay for it (~45 ms).
 """
 
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kai_core.events import Event, ReasoningEvent, StepStartEvent, TextEvent
@@ -56,22 +58,26 @@ class MarkdownRenderer(Renderer):
 
     def __init__(self, stream: TextIO, *, color: bool = False) -> None:
         super().__init__(stream, color=color)
-        from rich.console import Console
-
         self.live_updates = _isatty(stream)
-        self.console: Console = Console(
-            file=stream,
-            force_terminal=self.live_updates,
-            color_system="auto" if color else None,
-            highlight=False,
-            emoji=False,
-        )
         self._describer = Describer()
         self._usage = UsageTally()
         self._part: list[str] = []
         self._part_key: tuple[str, str | None] | None = None  # ("text"|"reasoning", part id)
         self._live: Live | None = None
         self._last_refresh = 0.0
+
+    @cached_property
+    def console(self) -> Console:
+        """The rich console drawing on the stream (made on first use)."""
+        from rich.console import Console
+
+        return Console(
+            file=self.stream,
+            force_terminal=self.live_updates,
+            color_system="auto" if self.color else None,
+            highlight=False,
+            emoji=False,
+        )
 
     # -- text parts --------------------------------------------------------------
 
