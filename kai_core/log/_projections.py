@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
+from ._db import write_transaction
 from ._fold import ChatFold, MessageState, message_text, tool_rows
 from ._frames import FRAME_COLUMNS, TOP_SEQ, stored_events, top_seq
 from ._records import StoredEvent
@@ -141,37 +142,34 @@ class Projector:
         if self._up_to_date(conn):
             return 0  # the common case: no write lock needed
         while True:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                watermark = _watermark(conn)
-                forgets = _forgets(conn)
-                if (watermark, forgets) != self._known:
-                    # Another connection projected (or forgot a chat) since we
-                    # last looked: our cached folds may not match the file.
-                    self._folds.clear()
-                frames = _frames_after(conn, watermark)
-                if not frames:
-                    conn.execute("COMMIT")
-                    self._known = (watermark, forgets)
-                    return total
-                by_chat: dict[str, list[tuple[Any, ...]]] = {}
-                for frame in frames:
-                    by_chat.setdefault(frame[2], []).append(frame)
-                for chat_id, chat_frames in by_chat.items():
-                    fold = self._fold(conn, chat_id, watermark)
-                    feed = fold.feed_frame
-                    for seq, n, _, turn, ts, origin, types, body, sizes in chat_frames:
-                        feed(seq, n, turn, ts, origin, types, body, sizes, after=watermark)
-                    write_fold(conn, fold)
-                last = frames[-1]
-                last_seq: int = last[0] + last[1] - 1
-                _set_watermark(conn, last_seq)
-                conn.execute("COMMIT")
+                with write_transaction(conn):
+                    watermark = _watermark(conn)
+                    forgets = _forgets(conn)
+                    if (watermark, forgets) != self._known:
+                        # Another connection projected (or forgot a chat) since we
+                        # last looked: our cached folds may not match the file.
+                        self._folds.clear()
+                    frames = _frames_after(conn, watermark)
+                    if not frames:
+                        self._known = (watermark, forgets)
+                        return total
+                    by_chat: dict[str, list[tuple[Any, ...]]] = {}
+                    for frame in frames:
+                        by_chat.setdefault(frame[2], []).append(frame)
+                    for chat_id, chat_frames in by_chat.items():
+                        fold = self._fold(conn, chat_id, watermark)
+                        feed = fold.feed_frame
+                        for seq, n, _, turn, ts, origin, types, body, sizes in chat_frames:
+                            feed(seq, n, turn, ts, origin, types, body, sizes, after=watermark)
+                        write_fold(conn, fold)
+                    last = frames[-1]
+                    last_seq: int = last[0] + last[1] - 1
+                    _set_watermark(conn, last_seq)
             except BaseException:
+                # Rolled back: the cached folds are ahead of the file.
                 self._folds.clear()
                 self._known = None
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 raise
             self._known = (last_seq, forgets)
             # Every record of these frames was folded, but for those of the first
@@ -213,19 +211,13 @@ class Projector:
         """
         self._folds.clear()
         self._known = None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            triggers = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
-                    "AND tbl_name = 'search_text'"
-                )
-            ]
+        with write_transaction(conn):
             # Without the row triggers the index is rebuilt in one pass at the end.
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'search_text'"
-            ).fetchall():
+            triggers = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = 'search_text'"
+            ).fetchall()
+            for name, _ in triggers:
                 conn.execute(f'DROP TRIGGER "{name}"')
             # Likewise the lookup indexes: built once at the end (a sort) rather
             # than updated row by row in chat order (unique ones stay: they decide
@@ -255,17 +247,12 @@ class Projector:
             if fold is not None:
                 write_fold(conn, fold)
             conn.execute("INSERT INTO search_text_fts (search_text_fts) VALUES ('rebuild')")
-            for sql in triggers:
+            for _, sql in triggers:
                 conn.execute(sql)
             for _, sql in indexes:
                 conn.execute(sql)
             _set_watermark(conn, last)
             forgets = _forgets(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self._known = (last, forgets)
         return count
 
