@@ -1,3 +1,3 @@
-from kai_shell.cli import main
+from kai_shell._entry import kai
 
-main()
+kai()

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 import click
 
-__all__ = ["EXIT_CODES", "exit_code_for", "fail", "reported", "run_trio"]
+__all__ = ["EXIT_CODES", "exit_code_for", "fail", "reported", "require_extra", "run_trio"]
 
 EXIT_CODES = {
     "ok": 0,
@@ -101,6 +101,16 @@ def fail(message: str, code: int) -> NoReturn:
     """Print ``kai: error: message`` on stderr and exit with ``code``."""
     click.echo(f"kai: error: {message}", err=True)
     sys.exit(code)
+
+
+def require_extra(extra: str, feature: str) -> None:
+    """Exit 3 with one line naming the extra to install when ``extra`` is missing."""
+    from kai_core._extras import MissingExtraError, require
+
+    try:
+        require(extra, feature)
+    except MissingExtraError as exc:
+        fail(str(exc), EXIT_CODES["config"])
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import kai_core
 
@@ -39,17 +38,3 @@ def test_kai_client_readme_names() -> None:
     assert hasattr(KaiClient, "send_message") and hasattr(KaiClient, "from_storage_api")
     assert hasattr(SSEStreamParser, "process_event")
     assert ToolApprovalRequestEvent.type == "tool-approval-request"
-
-
-def test_opening_an_up_to_date_log_does_not_import_sqlite_utils(tmp_path: Path) -> None:
-    # sqlite-utils runs the migrations only: a new log needs it, an up-to-date one not.
-    code = (
-        "import sys; from kai_core.log import EventLog; "
-        "EventLog(sys.argv[1]).close(); print('sqlite_utils' in sys.modules)"
-    )
-    db = f"{tmp_path}/kai.db"
-    runs = [
-        subprocess.run([sys.executable, "-c", code, db], capture_output=True, text=True, check=True)
-        for _ in range(2)
-    ]
-    assert [run.stdout.strip() for run in runs] == ["True", "False"]

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlite_utils
 
 from kai_core.exceptions import KaiLogError
 from kai_core.log import APPLICATION_ID, MIGRATIONS, EventLog, LogRecord, StoredEvent
@@ -209,9 +208,8 @@ def _old_log(path: Path, events: list[StoredEvent], *, floor: int, watermark: in
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
     conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-    db = sqlite_utils.Database(conn)
     for name, migration in MIGRATIONS[:2]:
-        migration(db)
+        migration(conn)
         conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
     conn.executemany(
         "INSERT INTO events (seq, chat_id, turn, ts, origin, type, body) VALUES (?,?,?,?,?,?,?)",

@@ -280,3 +280,17 @@ def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
         conn = sqlite3.connect(path)
         assert conn.execute("SELECT count(*) FROM migrations").fetchone()[0] == len(MIGRATIONS)
         conn.close()
+
+
+def test_a_new_log_has_the_released_schema(tmp_path: Path) -> None:
+    # The migrations are plain SQL now (they were sqlite-utils calls): a new log
+    # must have exactly the schema released logs have, statement for statement.
+    with new_log(tmp_path) as opened:
+        path = opened.path
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    expected = (Path(__file__).parent / "data" / "log_schema.txt").read_text().splitlines()
+    assert [repr(row) for row in rows] == expected

@@ -19,15 +19,12 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 import platformdirs
 
 from ..exceptions import KaiLogError
 from ._frames import INSERT_FRAME_AT, frames_from_rows
-
-if TYPE_CHECKING:
-    import sqlite_utils
 
 __all__ = [
     "APPLICATION_ID",
@@ -282,15 +279,27 @@ def open_connection(
 
 
 # --- migrations -----------------------------------------------------------
+#
+# Each migration is plain SQL on the connection. The first two were written
+# with sqlite-utils; their statements below are the ones it generated, byte
+# for byte, so a log made now has the same schema as one made then (a test
+# compares them) and the library no longer needs sqlite-utils (nor click).
 
-Migration: TypeAlias = "Callable[[sqlite_utils.Database], None]"
+Migration: TypeAlias = "Callable[[sqlite3.Connection], None]"
 
 
-def _m001_events(db: sqlite_utils.Database) -> None:
-    # Raw SQL: sqlite-utils has no AUTOINCREMENT, and we want seq never reused
-    # after `forget` deleted the newest events (readers may remember positions).
-    db.execute(
-        """
+def _run(conn: sqlite3.Connection, statements: tuple[str, ...]) -> None:
+    for statement in statements:
+        conn.execute(statement)
+
+
+def _m001_events(conn: sqlite3.Connection) -> None:
+    # AUTOINCREMENT: seq is never reused after `forget` deleted the newest
+    # events (readers may remember positions).
+    _run(
+        conn,
+        (
+            """
         CREATE TABLE events (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             chat_id TEXT NOT NULL,
@@ -300,96 +309,70 @@ def _m001_events(db: sqlite_utils.Database) -> None:
             type TEXT NOT NULL,
             body TEXT NOT NULL
         )
-        """
+        """,
+            'CREATE INDEX "events_chat"\n    ON "events" ("chat_id", "seq")',
+            'CREATE INDEX "events_turn"\n    ON "events" ("turn")',
+        ),
     )
-    db.table("events").create_index(["chat_id", "seq"], index_name="events_chat")
-    db.table("events").create_index(["turn"], index_name="events_turn")
 
 
-def _m002_projections(db: sqlite_utils.Database) -> None:
-    db.table("projection_state").create({"key": str, "value": int}, pk="key", not_null={"value"})
-    db.table("chats").create(
-        {
-            "id": str,
-            "title": str,
-            "first_ts": float,
-            "last_ts": float,
-            "message_count": int,
-            "prompt_tokens": int,
-            "completion_tokens": int,
-            "server": str,
-            "backend": str,
-            "deleted_ts": float,
-            "last_seq": int,
-        },
-        pk="id",
-    )
-    db.table("chats").create_index(["last_ts"], index_name="chats_last_ts")
+# One row per message in search_text: the FTS5 index (external content, kept
+# in step by the three triggers) ranks each column separately.
+_FTS_COLUMNS = '"user_text", "answer_text", "tool_names", "tool_io"'
+_FTS_NEW = 'new."user_text", new."answer_text", new."tool_names", new."tool_io"'
+_FTS_OLD = 'old."user_text", old."answer_text", old."tool_names", old."tool_io"'
+_FTS_INSERT = (
+    f'INSERT INTO "search_text_fts" (rowid, {_FTS_COLUMNS}) VALUES (new.rowid, {_FTS_NEW});'
+)
+_FTS_DELETE = (
+    f'INSERT INTO "search_text_fts" ("search_text_fts", rowid, {_FTS_COLUMNS}) '
+    f"VALUES('delete', old.rowid, {_FTS_OLD});"
+)
+
+_M002: Final = (
+    'CREATE TABLE "projection_state" (\n   "key" TEXT PRIMARY KEY,\n   "value" INTEGER NOT NULL\n)',
+    'CREATE TABLE "chats" (\n   "id" TEXT PRIMARY KEY,\n   "title" TEXT,\n   "first_ts" REAL,\n'
+    '   "last_ts" REAL,\n   "message_count" INTEGER,\n   "prompt_tokens" INTEGER,\n'
+    '   "completion_tokens" INTEGER,\n   "server" TEXT,\n   "backend" TEXT,\n'
+    '   "deleted_ts" REAL,\n   "last_seq" INTEGER\n)',
+    'CREATE INDEX "chats_last_ts"\n    ON "chats" ("last_ts")',
     # A message's key is the seq of the event that started it: stable across
     # rebuilds and in log order.
-    db.table("messages").create(
-        {
-            "seq": int,
-            "id": str,
-            "chat_id": str,
-            "turn": str,
-            "role": str,
-            "ts": float,
-            "text": str,
-            "parts": str,
-            "metadata": str,
-            "finish_reason": str,
-            "prompt_tokens": int,
-            "completion_tokens": int,
-            "imported": int,
-        },
-        pk="seq",
-        not_null={"id", "chat_id", "role", "ts", "text", "parts"},
-    )
-    db.table("messages").create_index(["chat_id", "id"], index_name="messages_chat_id", unique=True)
-    db.table("messages").create_index(["id"], index_name="messages_id")
-    db.table("messages").create_index(["ts"], index_name="messages_ts")
-    db.table("tool_calls").create(
-        {
-            "chat_id": str,
-            "tool_call_id": str,
-            "message_id": str,
-            "message_seq": int,
-            "tool_name": str,
-            "state": str,
-            "input": str,
-            "output": str,
-            "error_text": str,
-            "approval_id": str,
-            "approved": int,
-            "decided_by": str,
-            "reason": str,
-        },
-        pk=("message_seq", "tool_call_id"),
-    )
-    db.table("tool_calls").create_index(["tool_name"], index_name="tool_calls_name")
-    db.table("tool_calls").create_index(["chat_id"], index_name="tool_calls_chat")
-    db.table("votes").create(
-        {"chat_id": str, "message_id": str, "type": str, "ts": float},
-        pk=("chat_id", "message_id"),
-    )
-    # One row per message: the FTS5 index (external content, kept in step by
-    # the triggers sqlite-utils creates) ranks each column separately.
-    db.table("search_text").create(
-        {"seq": int, "user_text": str, "answer_text": str, "tool_names": str, "tool_io": str},
-        pk="seq",
-    )
-    db.table("search_text").enable_fts(
-        ["user_text", "answer_text", "tool_names", "tool_io"],
-        create_triggers=True,
-        tokenize="porter unicode61 remove_diacritics 2",
-    )
+    'CREATE TABLE "messages" (\n   "seq" INTEGER PRIMARY KEY,\n   "id" TEXT NOT NULL,\n'
+    '   "chat_id" TEXT NOT NULL,\n   "turn" TEXT,\n   "role" TEXT NOT NULL,\n'
+    '   "ts" REAL NOT NULL,\n   "text" TEXT NOT NULL,\n   "parts" TEXT NOT NULL,\n'
+    '   "metadata" TEXT,\n   "finish_reason" TEXT,\n   "prompt_tokens" INTEGER,\n'
+    '   "completion_tokens" INTEGER,\n   "imported" INTEGER\n)',
+    'CREATE UNIQUE INDEX "messages_chat_id"\n    ON "messages" ("chat_id", "id")',
+    'CREATE INDEX "messages_id"\n    ON "messages" ("id")',
+    'CREATE INDEX "messages_ts"\n    ON "messages" ("ts")',
+    'CREATE TABLE "tool_calls" (\n   "chat_id" TEXT,\n   "tool_call_id" TEXT,\n'
+    '   "message_id" TEXT,\n   "message_seq" INTEGER,\n   "tool_name" TEXT,\n'
+    '   "state" TEXT,\n   "input" TEXT,\n   "output" TEXT,\n   "error_text" TEXT,\n'
+    '   "approval_id" TEXT,\n   "approved" INTEGER,\n   "decided_by" TEXT,\n'
+    '   "reason" TEXT,\n   PRIMARY KEY ("message_seq", "tool_call_id")\n)',
+    'CREATE INDEX "tool_calls_name"\n    ON "tool_calls" ("tool_name")',
+    'CREATE INDEX "tool_calls_chat"\n    ON "tool_calls" ("chat_id")',
+    'CREATE TABLE "votes" (\n   "chat_id" TEXT,\n   "message_id" TEXT,\n   "type" TEXT,\n'
+    '   "ts" REAL,\n   PRIMARY KEY ("chat_id", "message_id")\n)',
+    'CREATE TABLE "search_text" (\n   "seq" INTEGER PRIMARY KEY,\n   "user_text" TEXT,\n'
+    '   "answer_text" TEXT,\n   "tool_names" TEXT,\n   "tool_io" TEXT\n)',
+    f'CREATE VIRTUAL TABLE "search_text_fts" USING FTS5 (\n    {_FTS_COLUMNS},\n'
+    "    tokenize='porter unicode61 remove_diacritics 2',\n    content=\"search_text\"\n)",
+    f'CREATE TRIGGER "search_text_ai" AFTER INSERT ON "search_text" BEGIN\n  {_FTS_INSERT}\nEND',
+    f'CREATE TRIGGER "search_text_ad" AFTER DELETE ON "search_text" BEGIN\n  {_FTS_DELETE}\nEND',
+    f'CREATE TRIGGER "search_text_au" AFTER UPDATE ON "search_text" BEGIN\n  {_FTS_DELETE}\n'
+    f"  {_FTS_INSERT}\nEND",
+)
 
 
-def _m003_frames(db: sqlite_utils.Database) -> None:
+def _m002_projections(conn: sqlite3.Connection) -> None:
+    _run(conn, _M002)
+
+
+def _m003_frames(conn: sqlite3.Connection) -> None:
     # One row per run of records of an append (see _frames.py); the old rows
     # move over with their positions, and the old table goes.
-    conn = db.conn
     conn.execute(
         """
         CREATE TABLE frames (
@@ -451,13 +434,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             )
         pending = [(name, migration) for name, migration in MIGRATIONS if name not in applied]
         if pending:
-            # Imported only to create or upgrade a log: opening an up-to-date
-            # one (every kai command, the shell's start) skips its ~85 ms import.
-            import sqlite_utils
-
-            db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
             for name, migration in pending:
-                migration(db)
+                migration(conn)
                 conn.execute(
                     "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
                 )

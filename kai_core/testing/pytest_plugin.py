@@ -34,11 +34,16 @@ Example::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import Emulator, open_emulator
+if TYPE_CHECKING:
+    from .server import Emulator
+
+# The emulator's web stack (starlette, hypercorn) is imported when a kai
+# fixture is first used, not when pytest loads this plugin: the plugin loads
+# in every test run of any project that has kai installed.
 
 __all__ = ["kai_client", "kai_emulator", "kai_emulator_options"]
 
@@ -62,6 +67,11 @@ async def kai_emulator(
     request: pytest.FixtureRequest, kai_emulator_options: dict[str, Any]
 ) -> AsyncIterator[Emulator]:
     """A running emulated Kai backend (options: ``kai_emulator_options``, then the marker)."""
+    from .._extras import require
+
+    require("emulator", "the kai_emulator fixture")
+    from .server import open_emulator
+
     options = dict(kai_emulator_options)
     marker = request.node.get_closest_marker("kai_emulator")
     if marker is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..cli import runtime_of
-from ..errors import run_trio
+from ..errors import require_extra, run_trio
 from ..runtime import Runtime
 
 DEMO_SCRIPT = (
@@ -38,6 +38,7 @@ def demo(ctx: click.Context, backend: str, script: bool | None) -> None:
     tool, and a write tool with its approval, then exits 0. Demo chats are
     recorded in a separate log (demo.db) unless --db is given.
     """
+    require_extra("emulator", "kai demo")
     runtime = runtime_of(ctx)
     if runtime.options.db is None and not runtime.options.no_log:
         from kai_core.log import default_log_path

@@ -8,6 +8,8 @@ import sys
 import click
 import trio
 
+from ..errors import require_extra
+
 
 @click.command()
 @click.option(
@@ -83,6 +85,7 @@ def serve(
     Triggers: "list my tables", "create a bucket called NAME", "two buckets",
     "fail", "boom", "abort", "think", "slow"; anything else gets a plain answer.
     """
+    require_extra("emulator", "kai serve")
     from kai_core.testing import Faults
     from kai_core.testing import serve as run_emulator
     from kai_core.testing.server import check_host

@@ -1,0 +1,42 @@
+"""Optional parts of kai and the extras that install them.
+
+The library (``pip install kai``) has only what a client needs. The command
+line, the emulator and the other edges come with extras; when one is used
+without its extra, :func:`require` says in one line what to install.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from typing import Final
+
+__all__ = ["EXTRAS", "MissingExtraError", "require"]
+
+EXTRAS: Final[dict[str, tuple[str, ...]]] = {
+    "cli": ("click", "prompt_toolkit", "rich"),
+    "emulator": ("starlette", "hypercorn"),
+}
+"""extra name -> the top-level modules it brings."""
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """A part of kai was used without the extra that installs it."""
+
+    def __init__(self, extra: str, feature: str, missing: list[str]) -> None:
+        super().__init__(
+            f"{feature} needs kai's {extra!r} extra (missing: {', '.join(missing)}): "
+            f"pip install 'kai[{extra}]'",
+            name=missing[0],
+        )
+        self.extra = extra
+
+
+def require(extra: str, feature: str) -> None:
+    """Raise :class:`MissingExtraError` unless every module of ``extra`` can be imported.
+
+    :param extra: a key of :data:`EXTRAS`.
+    :param feature: what needs it, for the message (``"kai serve"``).
+    """
+    missing = [name for name in EXTRAS[extra] if find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(extra, feature, missing)
