@@ -105,6 +105,13 @@ class StreamPlan:
         self.skip = skip
 
 
+def _first_leaf(exc: BaseException) -> BaseException:
+    """``exc``, or the first exception inside it when it is a group."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class _Connection:
     """The open response of a stream and what closing it involves.
 
@@ -326,11 +333,14 @@ class EventStream:
             self._state = "closed"
             if plan is not None and plan.records:
                 # The request may have left: say in the log why no answer follows.
-                if isinstance(exc, KaiLogError):
+                # (A nursery on the way, e.g. trio's happy-eyeballs connect, wraps
+                # a cancellation in a group: look at what is inside.)
+                why = _first_leaf(exc)
+                if isinstance(why, KaiLogError):
                     pass  # the log itself failed: nothing more to write there
-                elif isinstance(exc, KaiError):
-                    self._log_records([self._error_record(exc)])
-                elif isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
+                elif isinstance(why, KaiError):
+                    self._log_records([self._error_record(why)])
+                elif isinstance(why, (trio.Cancelled, KeyboardInterrupt)):
                     self._log_client("cancelled", {"events_delivered": 0})
             raise
         self._conn = _Connection(response)
