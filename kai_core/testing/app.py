@@ -184,6 +184,7 @@ class EmulatorApp:
             Route("/ping", public(self.ping), methods=["GET"]),
             Route("/api", public(self.info), methods=["GET"]),
             Route("/v2/storage", guarded(self.storage), methods=["GET"]),
+            Route("/v2/storage/tokens/verify", guarded(self.verify_token), methods=["GET"]),
             Route("/api/chat", guarded(self.post_chat, chat=True), methods=["POST"]),
             Route("/api/chat", guarded(self.delete_chat), methods=["DELETE"]),
             Route("/api/chat/{chat_id}", guarded(self.get_chat), methods=["GET"]),
@@ -217,6 +218,17 @@ class EmulatorApp:
             {"id": self.service_id, "url": base},
         ]
         return JSONResponse({"services": services})
+
+    async def verify_token(self, request: Request, user_id: str) -> Response:
+        """The Storage API's token check (``kai verify``): a master token of the project."""
+        return JSONResponse(
+            {
+                "id": user_id,
+                "description": "kai emulator token",
+                "isMasterToken": True,
+                "owner": {"id": self.state.project_id, "name": "Emulated project"},
+            }
+        )
 
     async def get_chat(self, request: Request, user_id: str) -> Response:
         chat = self.own_chat(request.path_params["chat_id"], user_id)
