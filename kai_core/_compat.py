@@ -16,6 +16,8 @@ msgspec Structs; this module gives them the same surface, thinly:
 from __future__ import annotations
 
 import re
+import types
+import typing
 from typing import Any, ClassVar, Final, TypeVar
 
 import msgspec
@@ -95,7 +97,8 @@ def _dump(value: Any, by_alias: bool) -> Any:
         for field in msgspec.structs.fields(value):
             if field.name == "chunk":
                 continue  # an event's wire chunk is not part of its model
-            key = field.encode_name if by_alias else field.name
+            # The wire's name: camelCase, whether the Struct renames or not (events don't).
+            key = to_camel(field.name) if by_alias else field.name
             out[key] = _dump(getattr(value, field.name), by_alias)
         return out
     if isinstance(value, dict):
@@ -132,8 +135,62 @@ class ModelMethods:
         """
         if isinstance(obj, cls):
             return obj
-        if isinstance(obj, dict):
-            fields = msgspec.structs.fields(cls)  # type: ignore[arg-type]
-            wire = {f.name: f.encode_name for f in fields}
-            obj = {wire.get(k, k): v for k, v in obj.items()}
-        return msgspec.convert(obj, cls)
+        if "chunk" in cls.__struct_fields__ and isinstance(obj, dict):  # type: ignore[attr-defined]
+            # An event: its ``chunk`` (a wire chunk) is no model field; build it
+            # from the fields (``type`` is checked by the constructor).
+            return cls(**_event_fields(cls, obj))
+        return msgspec.convert(_wire_keys(cls, obj), cls)
+
+
+def _field_map(cls: type) -> dict[str, msgspec.structs.FieldInfo]:
+    """``cls``'s fields by their snake_case and their camelCase names."""
+    fields = {}
+    for info in msgspec.structs.fields(cls):
+        fields[info.name] = fields[to_camel(info.name)] = info
+    return fields
+
+
+def _event_fields(cls: type, obj: dict[str, Any]) -> dict[str, Any]:
+    fields = _field_map(cls)
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        field = fields.get(key)
+        if field is None or field.name == "chunk":
+            if key == "type":
+                out[key] = value
+            continue
+        nested = field.type
+        if isinstance(nested, type) and issubclass(nested, ModelMethods):
+            value = nested.model_validate(value)
+        out[field.name] = value
+    return out
+
+
+def _wire_keys(cls: type, obj: Any) -> Any:
+    """``obj`` with the keys of ``cls``'s fields (and of nested Structs) as msgspec
+    decodes them, whether they came snake_case or camelCase. Other keys (those
+    of free-form values such as a tool's input) are left alone."""
+    if not isinstance(obj, dict):
+        return obj
+    fields = _field_map(cls)
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        field = fields.get(key)
+        if field is None:
+            out[key] = value
+        else:
+            out[field.encode_name] = _nested_keys(field.type, value)
+    return out
+
+
+def _nested_keys(annotation: Any, value: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return _wire_keys(annotation, value)
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        structs = [a for a in args if isinstance(a, type) and issubclass(a, msgspec.Struct)]
+        return _wire_keys(structs[0], value) if len(structs) == 1 else value
+    if origin is list and args and isinstance(value, list):
+        return [_nested_keys(args[0], item) for item in value]
+    return value

@@ -156,6 +156,7 @@ class MessageAssembler:
         self._tool_calls: dict[str, ToolCallEvent] = {}
         self._pending: dict[str, ToolApprovalRequestEvent] = {}
         self._usage = [0, 0, 0, 0, 0, 0]
+        self._usage_seen = False  # a usage part or field arrived (else FinishEvent.usage is None)
         self._usage_total_given = False
         self._last_chunk: Any = None
         self.finished = False
@@ -615,6 +616,7 @@ class MessageAssembler:
         ]
 
     def _add_usage(self, usage: UsageInfo) -> None:
+        self._usage_seen = True
         acc = self._usage
         acc[0] += usage.prompt_tokens
         acc[1] += usage.completion_tokens
@@ -637,7 +639,7 @@ class MessageAssembler:
         return [
             FinishEvent(
                 finish_reason=self.finish_reason,
-                usage=self.usage,
+                usage=self.usage if self._usage_seen else None,
                 message_id=self.message_id,
                 chunk=chunk,
             )

@@ -103,7 +103,7 @@ async def test_malformed_tool_restrictions_are_a_bad_request() -> None:
 
 async def test_submit_approval_sends_updated_input_and_answers() -> None:
     async with agent() as (emulator, client):
-        emulator.app.tools["ask"] = Tool("ask", "Ask the user.", False, lambda i, _s: i)
+        emulator.add_tool(Tool("ask", "Ask the user.", False, lambda i, _s: i))
         emulator.script(
             lambda _t: [Step([Say("Asking."), CallTool("ask", {"question": "which?"})])],
             trigger="ask me",

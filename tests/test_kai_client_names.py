@@ -87,6 +87,28 @@ def test_kai_client_field_names_and_defaults() -> None:
     assert TextEvent(text="hi").model_dump() == {"type": "text", "text": "hi", "state": None}
 
 
+def test_events_dump_and_validate_with_kai_client_aliases() -> None:
+    event = UsageEvent.model_validate(
+        {"type": "data-usage", "usage": {"promptTokens": 100, "completionTokens": 50}}
+    )
+    assert event.usage == UsageInfo(prompt_tokens=100, completion_tokens=50)
+    failed = ToolOutputErrorEvent(toolCallId="c", errorText="no")
+    assert failed.model_dump(by_alias=True) == {
+        "type": "tool-output-error", "toolCallId": "c", "errorText": "no", "toolName": None,
+    }  # fmt: skip
+    assert UsageInfo.model_validate({"promptTokens": 7, "extra": 1}).prompt_tokens == 7
+    with pytest.raises(TypeError, match="FinishEvent has type 'finish'"):
+        FinishEvent.model_validate({"type": "text", "finishReason": "stop"})
+
+
+def test_finish_usage_is_none_when_no_usage_arrived() -> None:
+    assert parse_sse_event({"type": "finish", "finishReason": "stop"}).usage is None
+    parser = SSEStreamParser()
+    parser.feed(decode_chunk(b'{"type":"data-usage","data":{"promptTokens":1}}'))
+    (finish,) = parser.feed(decode_chunk(b'{"type":"finish"}'))
+    assert finish.usage == UsageInfo(1, 0, 1)
+
+
 # -- 2. the parser folds any event -------------------------------------------------------
 
 

@@ -114,6 +114,14 @@ _json_bits = st.sampled_from(
         b'{"type":"tool-approval-request","approvalId":"a","toolCallId":"c"}',
         b'{"type":"data-usage","data":{"promptTokens":1}}',
         b'{"type":"weird-new-thing","x":[1,2]}',
+        # older and sloppy formats, read leniently
+        b'{"type":"error","message":"x","code":"c"}',
+        b'{"type":"text-delta","delta":"no id"}',
+        b'{"foo":"no type"}',
+        b'{"type":"text","text":"old"}',
+        b'{"type":"tool-call","toolCallId":"c","state":"output-available","output":[1]}',
+        b'{"type":"finish","usage":{"promptTokens":2}}',
+        b'{"type":"tool-call","state":{}}',
         b'{"type":"text-delta","id":1,"delta":5}',
         b'{"type":5}',
         b"[1,2,3]",
@@ -297,3 +305,44 @@ def test_a_missing_finish_is_a_cut(tmp_path: Path) -> None:
     assert outcome.events[-1].type == "data-usage"  # every event arrived before the error
     assert "the backend is not known to resume streams" in str(outcome.error)
     assert client_records(log, outcome.chat_id, "stream-error")[0]["code"] == "stream:cut"
+
+
+SLOPPY = b"".join(
+    b"data: " + p + b"\n\n"
+    for p in [
+        b'{"type":"start","messageId":"m"}',
+        b'{"type":"step-start"}',
+        b'{"type":"text","text":"Hello "}',
+        b'{"type":"text-delta","delta":"there"}',
+        b'{"type":"tool-call","toolCallId":"c","toolName":"t","state":"input-available","input":{}}',
+        b'{"type":"tool-output-error","toolCallId":"c"}',
+        b'{"type":"error","message":"went wrong","code":"internal"}',
+        b'{"no":"type"}',
+        b'{"type":"data-usage"}',
+        b'{"type":"finish","usage":{"promptTokens":5,"completionTokens":2}}',
+    ]
+)  # and no [DONE]: complete after its finish
+
+
+def test_a_sloppy_stream_is_delivered_logged_and_replayed_alike(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kai.db")
+    outcome = run([SLOPPY], log=log)
+    assert outcome.error is None
+    assert [e.type for e in outcome.events] == [
+        "start", "step-start", "text", "text", "tool-call", "tool-output-error", "error", "",
+        "data-usage", "finish",
+    ]  # fmt: skip
+    text = "".join(e.text for e in outcome.events if e.type == "text")  # type: ignore[union-attr]
+    assert text == "Hello there"
+    assert outcome.events[5].error_text == "Unknown error"  # type: ignore[union-attr]
+    assert outcome.events[6].message == "went wrong"  # type: ignore[union-attr]
+    finish = outcome.events[-1]
+    assert finish.finish_reason == "stop"  # type: ignore[union-attr]
+    assert finish.usage.total_tokens == 7  # type: ignore[union-attr]
+
+    async def replayed() -> list[Event]:
+        async with log.replay(outcome.chat_id) as events:
+            return [event async for event in events]
+
+    again = [e for e in trio.run(replayed) if e.type != "approval-decision"]
+    assert [event_to_dict(e) for e in again] == [event_to_dict(e) for e in outcome.events]
