@@ -382,3 +382,18 @@ def test_msgspec_still_rejects_wrong_types_on_events() -> None:
     with pytest.raises(TypeError):
         TextEvent()
     assert msgspec.structs.replace(TextEvent(text="a"), text="b").text == "b"
+
+
+def test_usage_carries_cache_and_reasoning_tokens() -> None:
+    parser = SSEStreamParser()
+    data = (
+        b'{"type":"data-usage","data":{"promptTokens":10,"completionTokens":4,"totalTokens":14,'
+        b'"cacheReadTokens":6,"cacheWriteTokens":2,"reasoningTokens":3}}'
+    )
+    (usage,) = parser.feed(decode_chunk(data))
+    assert usage.usage == UsageInfo(10, 4, 14, 6, 2, 3)
+    (finish,) = parser.feed(
+        decode_chunk(b'{"type":"finish","usage":{"promptTokens":1,"cacheReadTokens":1}}')
+    )
+    assert finish.usage == UsageInfo(11, 4, 15, 7, 2, 3)
+    assert usage.model_dump()["usage"]["cache_write_tokens"] == 2
