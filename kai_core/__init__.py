@@ -52,6 +52,40 @@ _EXPORTS: dict[str, str] = {
     "event_to_json": "events",
     "MessageAssembler": "assemble",
     "SSEStreamParser": "assemble",
+    "parse_sse_event": "assemble",
+    "SSEEvent": "events",
+    # requests and responses (kai-client's models)
+    "ChatRequest": "api",
+    "MessageRequest": "api",
+    "MessageMetadata": "api",
+    "RequestContext": "api",
+    "VoteRequest": "api",
+    "ToolRestrictions": "api",
+    "TextPart": "api",
+    "StepStartPart": "api",
+    "ToolCallPart": "api",
+    "ToolResultPart": "api",
+    "PingResponse": "api",
+    "InfoResponse": "api",
+    "McpConnection": "api",
+    "Chat": "api",
+    "ChatDetail": "api",
+    "Message": "api",
+    "HistoryResponse": "api",
+    "Vote": "api",
+    "ErrorResponse": "api",
+    "ApprovalResponse": "api",
+    "UsageResponse": "api",
+    "AgentSettings": "api",
+    "UserAgentSettings": "api",
+    "ToolInfo": "api",
+    "ToolsListResponse": "api",
+    "Suggestion": "api",
+    "SuggestionsResponse": "api",
+    "VoteType": "api",
+    "VisibilityType": "api",
+    "MessageRole": "api",
+    "ToolCallState": "api",
     # exceptions
     "KaiError": "exceptions",
     "KaiAuthenticationError": "exceptions",
@@ -63,6 +97,8 @@ _EXPORTS: dict[str, str] = {
     "KaiConnectionError": "exceptions",
     "KaiTimeoutError": "exceptions",
     "KaiLogError": "exceptions",
+    "ERROR_CODE_MAP": "exceptions",
+    "raise_for_error_response": "exceptions",
     # the log
     "EventLog": "log",
     "LogRecord": "log",
@@ -100,8 +136,40 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .api import AgentSettings as AgentSettings
+    from .api import ApprovalResponse as ApprovalResponse
+    from .api import Chat as Chat
+    from .api import ChatDetail as ChatDetail
+    from .api import ChatRequest as ChatRequest
+    from .api import ErrorResponse as ErrorResponse
+    from .api import HistoryResponse as HistoryResponse
+    from .api import InfoResponse as InfoResponse
+    from .api import McpConnection as McpConnection
+    from .api import Message as Message
+    from .api import MessageMetadata as MessageMetadata
+    from .api import MessageRequest as MessageRequest
+    from .api import MessageRole as MessageRole
+    from .api import PingResponse as PingResponse
+    from .api import RequestContext as RequestContext
+    from .api import StepStartPart as StepStartPart
+    from .api import Suggestion as Suggestion
+    from .api import SuggestionsResponse as SuggestionsResponse
+    from .api import TextPart as TextPart
+    from .api import ToolCallPart as ToolCallPart
+    from .api import ToolCallState as ToolCallState
+    from .api import ToolInfo as ToolInfo
+    from .api import ToolRestrictions as ToolRestrictions
+    from .api import ToolResultPart as ToolResultPart
+    from .api import ToolsListResponse as ToolsListResponse
+    from .api import UsageResponse as UsageResponse
+    from .api import UserAgentSettings as UserAgentSettings
+    from .api import VisibilityType as VisibilityType
+    from .api import Vote as Vote
+    from .api import VoteRequest as VoteRequest
+    from .api import VoteType as VoteType
     from .assemble import MessageAssembler as MessageAssembler
     from .assemble import SSEStreamParser as SSEStreamParser
+    from .assemble import parse_sse_event as parse_sse_event
     from .chunks import Chunk as Chunk
     from .chunks import DataChunk as DataChunk
     from .chunks import UnknownChunk as UnknownChunk
@@ -122,6 +190,7 @@ if TYPE_CHECKING:
     from .events import MessageMetadataEvent as MessageMetadataEvent
     from .events import ReasoningEvent as ReasoningEvent
     from .events import SourceEvent as SourceEvent
+    from .events import SSEEvent as SSEEvent
     from .events import StepStartEvent as StepStartEvent
     from .events import TextEvent as TextEvent
     from .events import ToolApprovalRequestEvent as ToolApprovalRequestEvent
@@ -134,6 +203,7 @@ if TYPE_CHECKING:
     from .events import UsageInfo as UsageInfo
     from .events import event_to_dict as event_to_dict
     from .events import event_to_json as event_to_json
+    from .exceptions import ERROR_CODE_MAP as ERROR_CODE_MAP
     from .exceptions import KaiAuthenticationError as KaiAuthenticationError
     from .exceptions import KaiBadRequestError as KaiBadRequestError
     from .exceptions import KaiConnectionError as KaiConnectionError
@@ -144,6 +214,7 @@ if TYPE_CHECKING:
     from .exceptions import KaiRateLimitError as KaiRateLimitError
     from .exceptions import KaiStreamError as KaiStreamError
     from .exceptions import KaiTimeoutError as KaiTimeoutError
+    from .exceptions import raise_for_error_response as raise_for_error_response
     from .hookspecs import hookimpl as hookimpl
     from .hookspecs import hookspec as hookspec
     from .log import EventLog as EventLog

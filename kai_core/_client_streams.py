@@ -19,7 +19,14 @@ import msgspec
 from ._approvals import Answers, answer_parts
 from ._http import Transport
 from ._stream import EventLogSink, EventStream, Opener, StreamPlan
-from .api import ChatRequest, MessageMetadata, MessageRequest, RequestContext, encode_request
+from .api import (
+    ChatRequest,
+    MessageMetadata,
+    MessageRequest,
+    RequestContext,
+    ToolRestrictions,
+    encode_request,
+)
 from .assemble import MessageAssembler
 from .discovery import KaiBackend
 from .exceptions import KaiLogError
@@ -106,6 +113,7 @@ class StreamMethods:
         message: MessageRequest,
         visibility: str,
         branch_id: int | None,
+        tool_restrictions: ToolRestrictions | None = None,
     ) -> bytes:
         return encode_request(
             ChatRequest(
@@ -114,6 +122,7 @@ class StreamMethods:
                 selected_chat_model="chat-model",
                 selected_visibility_type=_enum_value(visibility),
                 branch_id=branch_id,
+                tool_restrictions=tool_restrictions,
             )
         )
 
@@ -124,9 +133,10 @@ class StreamMethods:
         metadata: MessageMetadata | None,
         visibility: str,
         branch_id: int | None,
+        tool_restrictions: ToolRestrictions | None = None,
     ) -> EventStream:
         message = MessageRequest(id=str(uuid.uuid4()), role="user", parts=parts, metadata=metadata)
-        body = self._chat_body(chat_id, message, visibility, branch_id)
+        body = self._chat_body(chat_id, message, visibility, branch_id, tool_restrictions)
 
         async def prepare(turn: str) -> StreamPlan:
             assembler = await self._assembler()
@@ -155,6 +165,7 @@ class StreamMethods:
         branch_id: int | None = None,
         hidden: bool = False,
         request_path: str | None = None,
+        tool_restrictions: ToolRestrictions | None = None,
     ) -> EventStream:
         """Send a user message; the answer's events stream back.
 
@@ -162,16 +173,21 @@ class StreamMethods:
         message is logged before the request leaves.
 
         :param visibility: ``"private"`` or ``"public"``.
-        :param branch_id: the Keboola development branch, if any.
+        :param branch_id: the Keboola development branch, if any (``branchId``).
         :param hidden: mark the message hidden (UI-triggered prompts).
         :param request_path: the UI path the user was on.
+        :param tool_restrictions: kai-agent: the tools the agent may use in this
+            chat (``toolRestrictions``); the server keeps those of a chat's first
+            message and ignores them later.
         """
         metadata: MessageMetadata | None = None
         if hidden or request_path:
             context = RequestContext(path=request_path) if request_path else None
             metadata = MessageMetadata(hidden=hidden, request_context=context)
         parts = [{"type": "text", "text": text}]
-        return self._post_user_message(chat_id, parts, metadata, visibility, branch_id)
+        return self._post_user_message(
+            chat_id, parts, metadata, visibility, branch_id, tool_restrictions
+        )
 
     def stream_message(
         self,
@@ -182,6 +198,7 @@ class StreamMethods:
         branch_id: int | None = None,
         hidden: bool = False,
         request_path: str | None = None,
+        tool_restrictions: ToolRestrictions | None = None,
     ) -> EventStream:
         """:meth:`send_message` for ``async with client.stream_message(...) as events``.
 
@@ -194,6 +211,7 @@ class StreamMethods:
             branch_id=branch_id,
             hidden=hidden,
             request_path=request_path,
+            tool_restrictions=tool_restrictions,
         )
 
     def answer_approvals(
@@ -360,13 +378,18 @@ class StreamMethods:
         chat_id: str | None = None,
         visibility: str = "private",
         branch_id: int | None = None,
+        tool_restrictions: ToolRestrictions | None = None,
     ) -> tuple[str, str]:
         """Send ``text`` and return ``(chat_id, the answer's full text)``."""
         if chat_id is None:
             chat_id = str(uuid.uuid4())
         pieces: list[str] = []
         async with self.send_message(
-            chat_id, text, visibility=visibility, branch_id=branch_id
+            chat_id,
+            text,
+            visibility=visibility,
+            branch_id=branch_id,
+            tool_restrictions=tool_restrictions,
         ) as events:
             async for event in events:
                 if event.type == "text":

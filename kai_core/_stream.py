@@ -416,6 +416,11 @@ class EventStream:
     async def _end(self, exc: StopAsyncIteration | httpx.HTTPError) -> None:
         """The connection ended (or failed): close, resume or fail as the case is."""
         if isinstance(exc, StopAsyncIteration):
+            assembler = self.assembler
+            if not self._done and assembler is not None and assembler.finished:
+                # A clean end after ``finish`` without ``[DONE]``: the answer is
+                # complete (kai-client accepted it); a cut before ``finish`` is not.
+                self._done = True
             if self._done:
                 await self._close()
             else:

@@ -8,14 +8,21 @@ server sent them. Requests leave out ``None`` fields, as kai-client does.
 
 :func:`decode_response` decodes a response body with one reusable decoder per
 type (the decoders are built once, at import).
+
+Code written for kai-client's pydantic models keeps working: the models take
+kai-client's keywords (``ChatRequest(selectedChatModel=...)``,
+``TextPart(type="text", text=...)``) and have ``model_dump()``,
+``model_dump(by_alias=True)``, ``model_dump_json()`` and ``model_validate()``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+import enum
+from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 
 import msgspec
 
+from ._compat import KaiClientInit, ModelMethods
 from .exceptions import KaiError
 
 __all__ = [
@@ -26,23 +33,35 @@ __all__ = [
     "ChatDetail",
     "ChatRequest",
     "ErrorBody",
+    "ErrorResponse",
     "HistoryResponse",
     "InfoResponse",
+    "McpConnection",
     "Message",
     "MessageMetadata",
     "MessageRequest",
+    "MessageRole",
     "PingResponse",
     "RequestContext",
+    "StepStartPart",
     "StorageIndex",
     "StorageService",
     "Suggestion",
     "SuggestionsRequest",
     "SuggestionsResponse",
+    "TextPart",
+    "ToolCallPart",
+    "ToolCallState",
+    "TokenInfo",
+    "TokenOwner",
     "ToolInfo",
+    "ToolRestrictions",
+    "ToolResultPart",
     "ToolsListResponse",
     "UsageResponse",
     "UserAgentSettings",
     "Visibility",
+    "VisibilityType",
     "Vote",
     "VoteRequest",
     "VoteType",
@@ -51,11 +70,102 @@ __all__ = [
 ]
 
 Visibility: TypeAlias = Literal["private", "public"]
-VoteType: TypeAlias = Literal["up", "down"]
+_Vote: TypeAlias = Literal["up", "down"]
 
 
-class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
+class VisibilityType(enum.StrEnum):
+    """A chat's visibility (kai-client's enum; plain strings work too)."""
+
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+class VoteType(enum.StrEnum):
+    """A vote (kai-client's enum; ``"up"``/``"down"`` work too)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+class MessageRole(enum.StrEnum):
+    """Who wrote a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class ToolCallState(enum.StrEnum):
+    """The states of a tool call, in events (``started``) and in message parts."""
+
+    STARTED = "started"
+    INPUT_STREAMING = "input-streaming"
+    INPUT_AVAILABLE = "input-available"
+    APPROVAL_REQUESTED = "approval-requested"
+    APPROVAL_RESPONDED = "approval-responded"
+    OUTPUT_AVAILABLE = "output-available"
+    OUTPUT_ERROR = "output-error"
+    OUTPUT_DENIED = "output-denied"
+
+
+class _Wire(
+    ModelMethods, msgspec.Struct, rename="camel", omit_defaults=True, metaclass=KaiClientInit
+):
     """Base: camelCase on the wire; fields left at their default are not sent."""
+
+
+# ---------------------------------------------------------------- message parts
+
+
+class _Part(
+    ModelMethods,
+    msgspec.Struct,
+    rename="camel",
+    omit_defaults=True,
+    tag_field="type",
+    metaclass=KaiClientInit,
+):
+    """A typed message part (kai-client's models); ``type`` is always sent."""
+
+    type: ClassVar[str]
+
+
+class TextPart(_Part, tag="text"):
+    """A text part of a message."""
+
+    type: ClassVar[str] = "text"
+    text: str
+    state: str | None = None
+
+
+class StepStartPart(_Part, tag="step-start"):
+    """The start of a step in an assistant message."""
+
+    type: ClassVar[str] = "step-start"
+
+
+class ToolResultPart(_Part, tag="tool-result"):
+    """Legacy (pre-v6 servers): a tool's result sent as a user message part."""
+
+    type: ClassVar[str] = "tool-result"
+    tool_call_id: str
+    tool_name: str
+    result: Any
+
+
+class ToolCallPart(_Wire):
+    """A tool call part of a stored message; ``type`` is ``tool-<name>``.
+
+    Parts of :attr:`Message.parts` are the wire dicts; this model is for code
+    that builds or checks parts the way kai-client's did
+    (``ToolCallPart.model_validate(part)``).
+    """
+
+    type: str
+    tool_call_id: str
+    state: str
+    input: Any = None
+    output: Any = None
+    tool_name: str | None = None
 
 
 # --------------------------------------------------------------------- requests
@@ -80,8 +190,20 @@ class MessageRequest(_Wire):
 
     id: str
     role: Literal["user", "assistant"]
-    parts: list[dict[str, Any]]
+    parts: list[Any]  # wire dicts, or TextPart / ToolResultPart / ... models
     metadata: MessageMetadata | None = None
+
+
+class ToolRestrictions(_Wire):
+    """Which tools the agent may use in a chat (kai-agent, ``toolRestrictions``).
+
+    All three are optional. The server keeps the restrictions of a chat's
+    first message and ignores them on later ones.
+    """
+
+    allowed_tools: list[str] | None = None
+    disallowed_tools: list[str] | None = None
+    read_only_mode: bool | None = None
 
 
 class ChatRequest(_Wire):
@@ -92,6 +214,7 @@ class ChatRequest(_Wire):
     selected_chat_model: str
     selected_visibility_type: str
     branch_id: int | None = None
+    tool_restrictions: ToolRestrictions | None = None
 
 
 class VoteRequest(_Wire):
@@ -99,7 +222,7 @@ class VoteRequest(_Wire):
 
     chat_id: str
     message_id: str
-    type: VoteType
+    type: _Vote
 
 
 class ApprovalRequest(_Wire):
@@ -126,6 +249,14 @@ class PingResponse(_Wire):
     """``GET /ping``: the server's time."""
 
     timestamp: str
+
+
+class McpConnection(_Wire):
+    """One MCP server the Kai server is connected to (an item of ``connected_mcp``)."""
+
+    name: str = ""
+    status: str = ""
+    url: str | None = None
 
 
 class InfoResponse(_Wire):
@@ -186,7 +317,7 @@ class Vote(_Wire):
 
     chat_id: str = ""
     message_id: str = ""
-    type: VoteType | None = None
+    type: _Vote | None = None
     is_upvoted: bool | None = None
     id: str | None = None
     created_at: str | None = None
@@ -204,6 +335,10 @@ class ErrorBody(_Wire):
     code: str = ""
     message: str = ""
     cause: Any = None
+
+
+ErrorResponse = ErrorBody
+"""kai-client's name for :class:`ErrorBody`."""
 
 
 class ApprovalResponse(_Wire):
@@ -285,6 +420,21 @@ class StorageService(msgspec.Struct):
     url: str | None = None
 
 
+class TokenOwner(_Wire):
+    """The project a Storage API token belongs to."""
+
+    id: int | str | None = None
+    name: str = ""
+
+
+class TokenInfo(_Wire):
+    """``GET {storage_api_url}/v2/storage/tokens/verify``: only what ``kai verify`` shows."""
+
+    description: str = ""
+    is_master_token: bool = False
+    owner: TokenOwner = msgspec.field(default_factory=TokenOwner)
+
+
 class StorageIndex(msgspec.Struct):
     """``GET {storage_api_url}/v2/storage``: only the part discovery needs."""
 
@@ -314,6 +464,7 @@ _DECODERS: Final[dict[type, msgspec.json.Decoder[Any]]] = {
         ToolsListResponse,
         SuggestionsResponse,
         StorageIndex,
+        TokenInfo,
     )
 }
 _DECODERS[list[Vote]] = msgspec.json.Decoder(list[Vote])

@@ -8,9 +8,16 @@ time it maps each chunk to the events of :mod:`kai_core.events`, filling in
 what the wire leaves out (the tool name of an output chunk, the usage totals
 on finish).
 
+Every chunk yields at least one event, as kai-client yielded one per chunk:
+chunks that carry nothing new for the caller (``start``, ``text-start``,
+``text-end``, ``reasoning-start``/``-end``, ``finish-step``,
+``tool-input-delta``) come out as :class:`UnknownEvent` with the chunk's JSON,
+which is what kai-client made of them. (On kai-agent, a tool that waits adds
+a :class:`ToolApprovalRequestEvent` after its ``tool-input-available``.)
+
 It also offers the API of kai-client's ``SSEStreamParser``
 (``process_event``, ``text``, ``tool_calls``, ``finished``, ...), so code
-written against that keeps working.
+written against that keeps working, also when it feeds events built by hand.
 """
 
 from __future__ import annotations
@@ -43,9 +50,16 @@ from .events import (
     UsageInfo,
 )
 
-__all__ = ["MessageAssembler", "SSEStreamParser", "merge_metadata"]
+__all__ = ["MessageAssembler", "SSEStreamParser", "merge_metadata", "parse_sse_event"]
 
-_NO_EVENTS: list[Event] = []
+# Events of the hot paths are copies of a template with the fields changed:
+# ``msgspec.structs.replace`` is a C call, several times faster than calling
+# the class (whose metaclass accepts kai-client's keywords, in Python).
+_replace: Final = msgspec.structs.replace
+_TEXT: Final = TextEvent(text="", state="streaming")
+_REASONING: Final = ReasoningEvent(text="")
+_PROTOCOL: Final = UnknownEvent(type="")
+_LEGACY_TEXT_ID: Final = ""  # the text part of ``text`` chunks and id-less deltas
 _TERMINAL_TOOL_STATES = frozenset({"output-available", "output-error", "output-denied"})
 
 
@@ -142,6 +156,7 @@ class MessageAssembler:
         self._tool_calls: dict[str, ToolCallEvent] = {}
         self._pending: dict[str, ToolApprovalRequestEvent] = {}
         self._usage = [0, 0, 0, 0, 0, 0]
+        self._usage_seen = False  # a usage part or field arrived (else FinishEvent.usage is None)
         self._usage_total_given = False
         self._last_chunk: Any = None
         self.finished = False
@@ -165,13 +180,53 @@ class MessageAssembler:
         return out
 
     def process_event(self, event: Event) -> None:
-        """kai-client's ``SSEStreamParser.process_event``: fold the event's chunk.
+        """kai-client's ``SSEStreamParser.process_event``: fold one event.
 
-        Events that come from the chunk just fed (a chunk can yield two events)
-        are not folded twice.
+        An event from a kai stream folds the wire chunk it came from (events of
+        the chunk just fed, a chunk can yield two, are not folded twice). An
+        event built by hand, or taken from another source, is folded from its
+        fields alone: text, tool calls, usage, finish, error and abort.
         """
-        if event.chunk is not None and event.chunk is not self._last_chunk:
-            self.feed(event.chunk)
+        chunk = event.chunk
+        if chunk is None:
+            self._fold_event(event)
+        elif chunk is not self._last_chunk:
+            self.feed(chunk)
+
+    def _fold_event(self, event: Event) -> None:
+        """Fold an event that has no wire chunk (kai-client's rules, plus the parts)."""
+        self._last_chunk = None
+        if isinstance(event, (TextEvent, ReasoningEvent)):
+            active = self._active_text if event.type == "text" else self._active_reasoning
+            key = getattr(event, "id", None) or _LEGACY_TEXT_ID
+            self._open_part(active, event.type, key).add(event.text)
+        elif isinstance(event, StepStartEvent):
+            self._parts.append({"type": "step-start"})
+        elif isinstance(event, ToolCallEvent):
+            part = self._tool_part(event.tool_call_id, event.tool_name, event.dynamic)
+            part["state"] = event.state
+            for key in ("input", "output", "approval"):
+                if getattr(event, key) is not None:
+                    part[key] = getattr(event, key)
+            self._tool_calls[event.tool_call_id] = event
+            if event.state in _TERMINAL_TOOL_STATES:
+                self._settle(event.tool_call_id)
+        elif isinstance(event, ToolApprovalRequestEvent):
+            self._pending[event.tool_call_id] = event
+        elif isinstance(event, (ToolOutputErrorEvent, ToolInputErrorEvent, ToolOutputDeniedEvent)):
+            self._settle(event.tool_call_id)
+        elif isinstance(event, UsageEvent):
+            self._add_usage(event.usage)
+        elif isinstance(event, FinishEvent):
+            self.finished = True
+            self.finish_reason = event.finish_reason
+            if event.usage is not None:
+                self._add_usage(event.usage)
+        elif isinstance(event, ErrorEvent):
+            self.error = event.message
+        elif isinstance(event, AbortEvent):
+            self.aborted = True
+            self.abort_reason = event.reason
 
     def tool_name(self, tool_call_id: str) -> str | None:
         """The name of the tool behind ``tool_call_id``, if the message has that call."""
@@ -258,31 +313,42 @@ class MessageAssembler:
             self.message_id = chunk.message_id
         if chunk.message_metadata is not None:
             self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
 
-    def _start_step(self, chunk: c.StartStepChunk) -> list[Event]:
+    def _start_step(self, chunk: c.StartStepChunk | c.LegacyStepStartChunk) -> list[Event]:
         self._parts.append({"type": "step-start"})
         return [StepStartEvent(chunk=chunk)]
 
     def _finish_step(self, chunk: c.FinishStepChunk) -> list[Event]:
         self._active_text.clear()
         self._active_reasoning.clear()
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
+
+    def _open_part(self, active: dict[str, _TextPart], kind: str, key: str) -> _TextPart:
+        """The open text or reasoning part ``key``; opened now if it is not (a
+        delta without its start keeps its text)."""
+        part = active.get(key)
+        if part is None:
+            part = active[key] = _TextPart(kind)
+            self._parts.append(part)
+        return part
 
     def _text_start(self, chunk: c.TextStartChunk) -> list[Event]:
         part = _TextPart("text", chunk.provider_metadata)
         self._active_text[chunk.id] = part
         self._parts.append(part)
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
 
     def _text_delta(self, chunk: c.TextDeltaChunk) -> list[Event]:
-        part = self._active_text.get(chunk.id)
-        if part is None:  # a delta without its start: keep the text anyway
-            part = _TextPart("text")
-            self._active_text[chunk.id] = part
-            self._parts.append(part)
-        part.add(chunk.delta)
-        return [TextEvent(text=chunk.delta, state="streaming", chunk=chunk)]
+        key = chunk.id
+        if key is None:  # sloppy server: the part that is open, else one of its own
+            key = next(reversed(self._active_text), _LEGACY_TEXT_ID)
+        self._open_part(self._active_text, "text", key).add(chunk.delta)
+        return [_replace(_TEXT, text=chunk.delta, chunk=chunk)]
+
+    def _legacy_text(self, chunk: c.LegacyTextChunk) -> list[Event]:
+        self._open_part(self._active_text, "text", _LEGACY_TEXT_ID).add(chunk.text)
+        return [TextEvent(text=chunk.text, state=chunk.state, chunk=chunk)]
 
     def _text_end(self, chunk: c.TextEndChunk) -> list[Event]:
         part = self._active_text.pop(chunk.id, None)
@@ -290,28 +356,23 @@ class MessageAssembler:
             part.state = "done"
             if chunk.provider_metadata is not None:
                 part.provider_metadata = chunk.provider_metadata
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
 
     def _reasoning_start(self, chunk: c.ReasoningStartChunk) -> list[Event]:
         part = _TextPart("reasoning", chunk.provider_metadata)
         self._active_reasoning[chunk.id] = part
         self._parts.append(part)
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
 
     def _reasoning_delta(self, chunk: c.ReasoningDeltaChunk) -> list[Event]:
-        part = self._active_reasoning.get(chunk.id)
-        if part is None:
-            part = _TextPart("reasoning")
-            self._active_reasoning[chunk.id] = part
-            self._parts.append(part)
-        part.add(chunk.delta)
-        return [ReasoningEvent(text=chunk.delta, id=chunk.id, chunk=chunk)]
+        self._open_part(self._active_reasoning, "reasoning", chunk.id).add(chunk.delta)
+        return [_replace(_REASONING, text=chunk.delta, id=chunk.id, chunk=chunk)]
 
     def _reasoning_end(self, chunk: c.ReasoningEndChunk) -> list[Event]:
         part = self._active_reasoning.pop(chunk.id, None)
         if part is not None:
             part.state = "done"
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
 
     def _tool_part(
         self, tool_call_id: str, tool_name: str | None = None, dynamic: bool | None = None
@@ -362,7 +423,28 @@ class MessageAssembler:
 
     def _tool_input_delta(self, chunk: c.ToolInputDeltaChunk) -> list[Event]:
         self._tool_input_text.setdefault(chunk.tool_call_id, []).append(chunk.input_text_delta)
-        return _NO_EVENTS
+        return [_protocol_event(chunk)]
+
+    def _legacy_tool_call(self, chunk: c.LegacyToolCallChunk) -> list[Event]:
+        part = self._tool_part(chunk.tool_call_id, chunk.tool_name)
+        part["state"] = chunk.state
+        for key in ("input", "output", "approval"):
+            value = getattr(chunk, key)
+            if value is not None:
+                part[key] = value
+        if chunk.state in _TERMINAL_TOOL_STATES:
+            self._settle(chunk.tool_call_id)
+        event = ToolCallEvent(
+            tool_call_id=chunk.tool_call_id,
+            tool_name=chunk.tool_name or _part_tool_name(part),
+            state=chunk.state,
+            input=chunk.input,
+            output=chunk.output,
+            approval=chunk.approval if isinstance(chunk.approval, dict) else None,
+            chunk=chunk,
+        )
+        self._tool_calls[event.tool_call_id] = event
+        return [event]
 
     def partial_input(self, tool_call_id: str) -> str:
         """The tool input text streamed so far (for previews; not necessarily JSON yet)."""
@@ -449,14 +531,15 @@ class MessageAssembler:
 
     def _tool_output_error(self, chunk: c.ToolOutputErrorChunk) -> list[Event]:
         part = self._tool_part(chunk.tool_call_id, dynamic=chunk.dynamic)
+        error_text = chunk.error_text if chunk.error_text is not None else "Unknown error"
         part["state"] = "output-error"
-        part["errorText"] = chunk.error_text
+        part["errorText"] = error_text
         self._settle(chunk.tool_call_id)
         return [
             ToolOutputErrorEvent(
                 tool_call_id=chunk.tool_call_id,
                 tool_name=_part_tool_name(part),
-                error_text=chunk.error_text,
+                error_text=error_text,
                 chunk=chunk,
             )
         ]
@@ -517,16 +600,10 @@ class MessageAssembler:
                 self._parts.append(part)
                 if key:
                     self._data_parts[key] = part
-        if chunk.type == "data-usage" and isinstance(chunk.data, dict):
-            usage = _usage_from(chunk.data)
-            acc = self._usage
-            acc[0] += usage.prompt_tokens
-            acc[1] += usage.completion_tokens
-            acc[2] += usage.total_tokens or (usage.prompt_tokens + usage.completion_tokens)
-            self._usage_total_given |= bool(usage.total_tokens)
-            acc[3] += usage.cache_read_tokens
-            acc[4] += usage.cache_write_tokens
-            acc[5] += usage.reasoning_tokens
+        if chunk.type == "data-usage":
+            # An empty or odd ``data`` counts nothing, but is still a usage event.
+            usage = _usage_from(chunk.data if isinstance(chunk.data, dict) else {})
+            self._add_usage(usage)
             return [UsageEvent(usage=usage, chunk=chunk)]
         return [
             DataEvent(
@@ -538,25 +615,40 @@ class MessageAssembler:
             )
         ]
 
+    def _add_usage(self, usage: UsageInfo) -> None:
+        self._usage_seen = True
+        acc = self._usage
+        acc[0] += usage.prompt_tokens
+        acc[1] += usage.completion_tokens
+        acc[2] += usage.total_tokens or (usage.prompt_tokens + usage.completion_tokens)
+        self._usage_total_given |= bool(usage.total_tokens)
+        acc[3] += usage.cache_read_tokens
+        acc[4] += usage.cache_write_tokens
+        acc[5] += usage.reasoning_tokens
+
     def _finish(self, chunk: c.FinishChunk) -> list[Event]:
         self.finished = True
-        self.finish_reason = chunk.finish_reason
+        # kai-client's default when a server leaves the reason out.
+        self.finish_reason = chunk.finish_reason or "stop"
+        if isinstance(chunk.usage, dict):  # older servers: the counts on the finish chunk
+            self._add_usage(_usage_from(chunk.usage))
         if chunk.message_metadata is not None:
             self._metadata = merge_metadata(self._metadata, chunk.message_metadata)
         self._active_text.clear()
         self._active_reasoning.clear()
         return [
             FinishEvent(
-                finish_reason=chunk.finish_reason,
-                usage=self.usage,
+                finish_reason=self.finish_reason,
+                usage=self.usage if self._usage_seen else None,
                 message_id=self.message_id,
                 chunk=chunk,
             )
         ]
 
     def _error(self, chunk: c.ErrorChunk) -> list[Event]:
-        self.error = chunk.error_text
-        return [ErrorEvent(message=chunk.error_text, chunk=chunk)]
+        message = chunk.error_text or chunk.message or "Unknown error"
+        self.error = message
+        return [ErrorEvent(message=message, code=chunk.code, chunk=chunk)]
 
     def _abort(self, chunk: c.AbortChunk) -> list[Event]:
         self.aborted = True
@@ -605,10 +697,19 @@ _HANDLERS: Final[dict[type, Callable[[MessageAssembler, Any], list[Event]]]] = {
     c.AbortChunk: MessageAssembler._abort,
     c.MessageMetadataChunk: MessageAssembler._message_metadata,
     c.UnknownChunk: MessageAssembler._unknown,
+    c.LegacyTextChunk: MessageAssembler._legacy_text,
+    c.LegacyStepStartChunk: MessageAssembler._start_step,
+    c.LegacyToolCallChunk: MessageAssembler._legacy_tool_call,
 }
 
 SSEStreamParser = MessageAssembler
 """kai-client's name for the stateful stream parser."""
+
+
+def _protocol_event(chunk: c.Chunk) -> Event:
+    """The event of a chunk with nothing new for the caller: its JSON, as kai-client gave it."""
+    data: dict[str, Any] = msgspec.to_builtins(chunk)
+    return _replace(_PROTOCOL, type=chunk.type, data=data, chunk=chunk)
 
 
 def _part_tool_name(part: dict[str, Any]) -> str | None:
@@ -632,3 +733,27 @@ def _usage_from(data: dict[str, Any]) -> UsageInfo:
         cache_write_tokens=_int(data.get("cacheWriteTokens")),
         reasoning_tokens=_int(data.get("reasoningTokens")),
     )
+
+
+def parse_sse_event(data: dict[str, Any] | str | bytes) -> Event:
+    """kai-client's ``parse_sse_event``: one chunk → its event.
+
+    :param data: the chunk as a decoded JSON object (kai-client's argument),
+        or its JSON text, or a whole SSE line (``data: {...}``).
+    :returns: the chunk's event, as :meth:`MessageAssembler.feed` on a fresh
+        assembler gives it: every format above (current, older and sloppy
+        ones) is read; a type it does not know is an :class:`UnknownEvent`.
+    :raises KaiStreamError: when the payload is not a JSON object (or has a
+        ``type`` that is not a string, or a known type with wrong fields).
+    """
+    if isinstance(data, dict):
+        payload: bytes | str = _json_encoder.encode(data)
+    else:
+        payload = data.strip()
+        prefix: Any = b"data:" if isinstance(payload, bytes) else "data:"
+        if payload.startswith(prefix):
+            payload = payload[5:].lstrip()
+    return MessageAssembler().feed(c.decode_chunk(payload))[0]
+
+
+_json_encoder: Final = msgspec.json.Encoder()

@@ -13,6 +13,13 @@ Two kinds of chunk sit outside the union because their ``type`` is open:
   chunk types ``ai`` v7 adds). It keeps the payload's exact JSON: a newer
   server never makes this client fail or drop anything.
 
+Older Kai servers (the formats kai-client also read) sent ``text``,
+``step-start`` and ``tool-call`` chunks: they decode into the ``Legacy*``
+chunks, which become the same events as their current counterparts. Where a
+server may be sloppy the fields are lenient (an ``error`` with ``message``
+instead of ``errorText``, a ``text-delta`` without ``id``, a
+``tool-output-error`` without ``errorText``, ``usage`` in ``finish``).
+
 :func:`decode_chunk` is the one entry point; it raises
 :class:`~kai_core.exceptions.KaiStreamError` for a payload that is not JSON,
 not an object, or a known type with fields of the wrong type.
@@ -35,6 +42,9 @@ __all__ = [
     "FileChunk",
     "FinishChunk",
     "FinishStepChunk",
+    "LegacyStepStartChunk",
+    "LegacyTextChunk",
+    "LegacyToolCallChunk",
     "MessageMetadataChunk",
     "ReasoningDeltaChunk",
     "ReasoningEndChunk",
@@ -101,10 +111,11 @@ class TextStartChunk(_Chunk, frozen=True, tag="text-start"):
     provider_metadata: JSON | None = None
 
 
-class TextDeltaChunk(_Chunk, frozen=True, tag="text-delta"):
-    """Appends ``delta`` to the text part ``id``."""
+class TextDeltaChunk(_Chunk, frozen=True, tag="text-delta", kw_only=True):
+    """Appends ``delta`` to the text part ``id`` (a delta without ``id`` goes
+    to the text part that is open, as kai-client accepted it)."""
 
-    id: str
+    id: str | None = None
     delta: str
     provider_metadata: JSON | None = None
 
@@ -208,10 +219,10 @@ class ToolOutputAvailableChunk(_Chunk, frozen=True, tag="tool-output-available")
 
 
 class ToolOutputErrorChunk(_Chunk, frozen=True, tag="tool-output-error"):
-    """The tool failed."""
+    """The tool failed (``error_text`` may be missing: the event then says "Unknown error")."""
 
     tool_call_id: str
-    error_text: str
+    error_text: str | None = None
     provider_executed: bool | None = None
     provider_metadata: JSON | None = None
     tool_metadata: JSON | None = None
@@ -252,16 +263,26 @@ class FileChunk(_Chunk, frozen=True, tag="file"):
 
 
 class FinishChunk(_Chunk, frozen=True, tag="finish"):
-    """The message is complete (absent after an abort or a fatal error)."""
+    """The message is complete (absent after an abort or a fatal error).
+
+    ``usage`` is not sent by the SDK; older Kai servers put the token counts
+    here (``{promptTokens, completionTokens, ...}``).
+    """
 
     finish_reason: str | None = None
     message_metadata: JSON | None = None
+    usage: JSON | None = None
 
 
 class ErrorChunk(_Chunk, frozen=True, tag="error"):
-    """An error during generation; ``error_text`` is what the server chose to say."""
+    """An error during generation; ``error_text`` is what the server chose to say.
 
-    error_text: str
+    Older servers sent ``message`` (and ``code``) instead of ``errorText``.
+    """
+
+    error_text: str | None = None
+    message: str | None = None
+    code: str | None = None
 
 
 class AbortChunk(_Chunk, frozen=True, tag="abort"):
@@ -274,6 +295,29 @@ class MessageMetadataChunk(_Chunk, frozen=True, tag="message-metadata"):
     """Metadata to merge (deeply) into the message's metadata."""
 
     message_metadata: JSON
+
+
+class LegacyTextChunk(_Chunk, frozen=True, tag="text"):
+    """Older Kai servers: a piece of the answer's text (now ``text-delta``)."""
+
+    text: str = ""
+    state: str | None = None
+
+
+class LegacyStepStartChunk(_Chunk, frozen=True, tag="step-start"):
+    """Older Kai servers: a new step begins (now ``start-step``)."""
+
+
+class LegacyToolCallChunk(_Chunk, frozen=True, tag="tool-call"):
+    """Older Kai servers: a tool call in one of its states (now ``tool-input-*``,
+    ``tool-output-*``)."""
+
+    tool_call_id: str = ""
+    tool_name: str | None = None
+    state: str = ""
+    input: JSON | None = None
+    output: JSON | None = None
+    approval: JSON | None = None
 
 
 class DataChunk(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
@@ -332,6 +376,9 @@ KnownChunk: TypeAlias = (
     | ErrorChunk
     | AbortChunk
     | MessageMetadataChunk
+    | LegacyTextChunk
+    | LegacyStepStartChunk
+    | LegacyToolCallChunk
 )
 
 Chunk: TypeAlias = KnownChunk | DataChunk | UnknownChunk
@@ -350,7 +397,7 @@ del _cls
 
 
 class _TypeOnly(msgspec.Struct):
-    type: str
+    type: str = ""  # a JSON object without ``type`` is kept as an unknown chunk
 
 
 # One reusable decoder per type, built once (msgspec's perf advice).
@@ -365,8 +412,10 @@ def decode_chunk(payload: bytes | str) -> Chunk:
 
     :param payload: the JSON text of one chunk (without ``data:``).
     :returns: a known chunk, a :class:`DataChunk`, or an :class:`UnknownChunk`.
-    :raises KaiStreamError: when the payload is not a JSON object with a string
-        ``type``, or a known type carries fields of the wrong type.
+    :raises KaiStreamError: when the payload is not JSON, not an object, has a
+        ``type`` that is not a string, or is a known type with fields of the
+        wrong type. (An object without ``type`` is an :class:`UnknownChunk` of
+        type ``""``, as kai-client kept it.)
     """
     try:
         return _known_decoder.decode(payload)

@@ -4,6 +4,9 @@
 stack's services as ``{id, url}``; Kai is ``kai-agent`` (the current backend)
 or ``kai-assistant`` (the legacy one). Errors carry kai-client's codes:
 ``discovery:http_error``, ``discovery:service_not_found``, ``discovery:no_url``.
+
+:func:`verify_token` asks the same Storage API whose token it is
+(``GET /v2/storage/tokens/verify``), for ``kai verify``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import enum
 import httpx
 
 from ._http import RetryPolicy, Transport
-from .api import StorageIndex, decode_response
+from .api import StorageIndex, TokenInfo, decode_response
 from .exceptions import KaiError
 
-__all__ = ["KaiBackend", "discover", "parse_backend"]
+__all__ = ["KaiBackend", "discover", "parse_backend", "verify_token"]
 
 
 class KaiBackend(enum.StrEnum):
@@ -70,22 +73,10 @@ async def discover(
     """
     wanted = parse_backend(service)
     storage_api_url = storage_api_url.rstrip("/")
-    http = Transport(
-        storage_api_url,
-        storage_api_token,
-        storage_api_url,
-        timeout=http_timeout,
-        stream_timeout=http_timeout,
-        stream_read_timeout=http_timeout,
-        connect_timeout=min(http_timeout, 10.0),
-        retry=retry or RetryPolicy(),
-        transport=transport,
-    )
+    http = _storage_api(storage_api_token, storage_api_url, http_timeout, retry, transport)
     try:
-        request = http.build("GET", "/v2/storage")
-        request.headers.pop("x-storageapi-url", None)
         try:
-            response = await http.send(request, retry=True)
+            response = await _get(http, "/v2/storage")
         except KaiError as exc:
             if exc.code is not None and exc.code.startswith(("connection:", "timeout:")):
                 raise
@@ -115,3 +106,54 @@ async def discover(
     if not found.url:
         raise KaiError(f"{backend.value} service has no URL", code="discovery:no_url")
     return found.url.rstrip("/"), backend
+
+
+async def verify_token(
+    storage_api_token: str,
+    storage_api_url: str,
+    *,
+    http_timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> TokenInfo:
+    """``GET {storage_api_url}/v2/storage/tokens/verify``: whose token this is.
+
+    :raises KaiError: the Storage API's answer to a bad token (e.g.
+        :class:`~kai_core.exceptions.KaiAuthenticationError` for 401),
+        ``response:invalid`` for a body of another shape.
+    :raises KaiConnectionError: the Storage API cannot be reached.
+    """
+    url = storage_api_url.rstrip("/")
+    http = _storage_api(storage_api_token, url, http_timeout, retry, transport)
+    try:
+        response = await _get(http, "/v2/storage/tokens/verify")
+        return decode_response(TokenInfo, response.content, "the token verification")
+    finally:
+        await http.aclose()
+
+
+def _storage_api(
+    token: str,
+    url: str,
+    http_timeout: float,
+    retry: RetryPolicy | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> Transport:
+    return Transport(
+        url,
+        token,
+        url,
+        timeout=http_timeout,
+        stream_timeout=http_timeout,
+        stream_read_timeout=http_timeout,
+        connect_timeout=min(http_timeout, 10.0),
+        retry=retry or RetryPolicy(),
+        transport=transport,
+    )
+
+
+async def _get(http: Transport, path: str) -> httpx.Response:
+    """A GET of the Storage API: only the token header (it is not a Kai request)."""
+    request = http.build("GET", path)
+    request.headers.pop("x-storageapi-url", None)
+    return await http.send(request, retry=True)

@@ -1,7 +1,7 @@
 """The events a caller receives: kai-client's vocabulary, made complete.
 
-Every wire chunk maps to zero or more events (the table is in
-``docs/events.md``). Events are frozen msgspec Structs; each has a ``type``
+Every wire chunk maps to one event (two for a kai-agent tool that waits for
+approval; the table is in ``docs/events.md``). Events are frozen msgspec Structs; each has a ``type``
 (the same strings kai-client uses: ``text``, ``tool-call``, ...) and
 ``chunk``, the chunk it came from. :func:`event_to_dict` gives the JSON shape
 kai-client's ``--json-output`` prints (snake_case fields, ``null`` for absent
@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
+from ._compat import KaiClientInit, ModelMethods
 from .chunks import Chunk
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DataEvent",
     "ErrorEvent",
     "Event",
+    "SSEEvent",
     "FileEvent",
     "FinishEvent",
     "MessageMetadataEvent",
@@ -45,15 +47,25 @@ ToolCallState: TypeAlias = Literal["started", "input-available", "output-availab
 ApprovalTransport: TypeAlias = Literal["v6", "agent"]
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Base of every event: ``chunk`` is the wire chunk the event came from."""
+class _Event(
+    ModelMethods, msgspec.Struct, frozen=True, kw_only=True, gc=False, metaclass=KaiClientInit
+):
+    """Base of every event: ``chunk`` is the wire chunk the event came from (None
+    for an event built by hand).
+
+    Built as kai-client builds its events too: ``TextEvent(type="text",
+    text="hi")``, ``ToolCallEvent(toolCallId=..., ...)``.
+    """
 
     type: ClassVar[str]
     chunk: Chunk | None = None
 
 
-class UsageInfo(msgspec.Struct, frozen=True):
-    """Token counts, from Kai's ``data-usage`` parts (summed over steps on finish)."""
+class UsageInfo(ModelMethods, msgspec.Struct, frozen=True, metaclass=KaiClientInit):
+    """Token counts, from Kai's ``data-usage`` parts (summed over steps on finish).
+
+    ``UsageInfo(promptTokens=1)`` (kai-client's aliases) works too.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -239,7 +251,14 @@ class MessageMetadataEvent(_Event, frozen=True, kw_only=True):
 
 
 class UnknownEvent(_Event, frozen=True, kw_only=True):
-    """A chunk type this client does not know; ``data`` is its JSON object."""
+    """A chunk with no typed event; ``data`` is its JSON object, ``type`` its wire type.
+
+    Either a type this client does not know (``type not in
+    kai_core.chunks.KNOWN_CHUNK_TYPES``), or a protocol chunk that brings the
+    caller nothing new (``start``, ``text-start``, ``text-end``,
+    ``reasoning-start``, ``reasoning-end``, ``finish-step``,
+    ``tool-input-delta``): kai-client yielded those as ``UnknownEvent`` too.
+    """
 
     type: str  # type: ignore[misc]
     data: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -266,6 +285,9 @@ Event: TypeAlias = (
     | UnknownEvent
 )
 """Any event a stream, a replay or an assembler yields."""
+
+SSEEvent: TypeAlias = Event
+"""kai-client's name for :data:`Event`."""
 
 _fields_cache: dict[type, tuple[str, ...]] = {}
 _json: Final = msgspec.json.Encoder()

@@ -13,14 +13,17 @@ The tree::
     ├── KaiTimeoutError           a request or a stream read took too long
     └── KaiLogError               the local event log cannot be opened or written
 
-Error bodies of the Kai backend are ``{code, message, cause?}`` where
-``code`` is ``<type>:<surface>``; :func:`error_from_response` maps them by
-the type prefix. A body that is not JSON becomes ``http:<status>``.
+Error bodies of kai-assistant are ``{code, message, cause?}`` where
+``code`` is ``<type>:<surface>``; kai-agent nests them:
+``{"error": {type, surface, message, exceptionId}}`` (the code becomes
+``<type>:<surface>``, the ``exceptionId`` the cause).
+:func:`error_from_response` maps both by the type prefix. A body that is not
+JSON becomes ``http:<status>``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = [
     "KaiAuthenticationError",
@@ -33,7 +36,9 @@ __all__ = [
     "KaiRateLimitError",
     "KaiStreamError",
     "KaiTimeoutError",
+    "ERROR_CODE_MAP",
     "error_from_response",
+    "raise_for_error_response",
 ]
 
 
@@ -160,6 +165,8 @@ def error_from_response(
     :param text: the raw body text, used when ``body`` is None.
     :param retry_after: the parsed ``Retry-After`` header, if any.
     """
+    if body is not None and isinstance(body.get("error"), dict):
+        body = _flatten_agent_error(body["error"])
     if body is not None and isinstance(body.get("code"), str):
         code: str = body["code"]
         message = str(body.get("message") or f"HTTP {status}")
@@ -177,3 +184,52 @@ def error_from_response(
     if cls is KaiRateLimitError:
         return KaiRateLimitError(message, code, cause_text, data, retry_after=retry_after)
     return cls(message, code, cause_text, data)
+
+
+def _flatten_agent_error(error: dict[str, Any]) -> dict[str, Any]:
+    """kai-agent's ``{"error": {type, surface, message, exceptionId}}`` as a flat body.
+
+    The code is ``<type>:<surface>`` (the surface defaults to ``api``), so the
+    exception class follows the type as for kai-assistant's bodies; the
+    ``exceptionId`` (what kai-agent's logs know the failure by) is the cause.
+    """
+    kind = error.get("type")
+    surface = error.get("surface")
+    flat: dict[str, Any] = {"error": error}
+    if isinstance(kind, str) and kind:
+        flat["code"] = f"{kind}:{surface if isinstance(surface, str) and surface else 'api'}"
+    message = error.get("message")
+    if isinstance(message, str) and message:
+        flat["message"] = message
+    exception_id = error.get("exceptionId")
+    if isinstance(exception_id, (str, int)):
+        flat["cause"] = str(exception_id)
+    return flat
+
+
+ERROR_CODE_MAP: dict[str, type[KaiError]] = {
+    "unauthorized:chat": KaiAuthenticationError,
+    "forbidden:chat": KaiForbiddenError,
+    "not_found:chat": KaiNotFoundError,
+    "rate_limit:chat": KaiRateLimitError,
+    "bad_request:api": KaiBadRequestError,
+}
+"""kai-client's table of error codes. kai maps every code by its type (the part
+before ``:``), so ``not_found:stream`` is a :class:`KaiNotFoundError` too."""
+
+
+def raise_for_error_response(response_data: dict[str, Any]) -> NoReturn:
+    """kai-client's helper: raise the exception an error body stands for.
+
+    Accepts kai-assistant's ``{code, message, cause?}`` and kai-agent's nested
+    ``{"error": {type, surface, message, exceptionId}}``.
+
+    :raises KaiError: the subclass the code's type maps to, else :class:`KaiError`.
+    """
+    error = error_from_response(0, response_data)
+    if error.code == "http:0":  # no code in the body: not an HTTP status either
+        error.code = str(response_data.get("code") or "") or None
+    if error.message == "HTTP 0":
+        error.message = "Unknown error"
+        error.args = (error.message,)
+    raise error

@@ -23,6 +23,10 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "ping": ("kai_shell.commands.server:ping", "Check if the Kai server is alive."),
     "info": ("kai_shell.commands.server:info", "Get server information."),
+    "verify": (
+        "kai_shell.commands.verify:verify",
+        "Check the token, the Kai service and the message quota.",
+    ),
     "chat": (
         "kai_shell.commands.chat:chat",
         "Chat with Kai (one message with -m, else interactive).",

@@ -55,8 +55,39 @@ def test_every_example_is_tested() -> None:
         "parallel_chats.py",
         "replay_and_search.py",
         "test_with_emulator.py",
+        "kai_client_migration.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
+
+
+class TestKaiClientMigration:
+    """docs/kai-client.md's table "kai-client code → kai code": every row's example runs."""
+
+    PAGE = EXAMPLES.parent / "kai-client.md"
+
+    def test_every_row_of_the_table_includes_its_example(self) -> None:
+        page = self.PAGE.read_text()
+        table = page.split("## kai-client code → kai code", 1)[1].split("\n## ", 1)[0]
+        rows = re.findall(r"^\| \[(\d+)\]\(#row-\d+\) \|", table, re.M)
+        assert rows == [str(n) for n in range(1, len(rows) + 1)] and len(rows) >= 9
+        for n in rows:
+            assert f'--8<-- "examples/kai_client_migration.py:row{n}"' in page, n
+
+    async def test_the_examples_run_against_kai_agent(self, kai_emulator: Emulator) -> None:
+        out = await run_example(kai_emulator, "kai_client_migration.py")
+        lines = out.splitlines()
+        assert [line.split(":")[0] for line in lines] == [f"row {n}" for n in range(1, 10)]
+        assert re.fullmatch(r"row 1: \d+ events, first 'start', last 'finish'", lines[0])
+        assert lines[1] == "row 2: 'Hello world', tool calls ['c1']"
+        assert lines[2] == "row 3: text text 7 start"
+        assert lines[4] == (
+            "row 5: KaiNotFoundError not_found:chat; KaiBadRequestError Bad id.; 5 codes mapped"
+        )
+        assert lines[5] == "row 6: voted up, 1 vote(s) on the chat"
+        assert "read-only mode" in lines[6]
+        assert lines[7] == "row 8: created in.c-renamed"
+        assert lines[8] == 'row 9: {"type": "text", "text": "hi", "state": null}'
+        assert set(kai_emulator.state.buckets) == {"in.c-renamed"}
 
 
 class TestStreamingChat:

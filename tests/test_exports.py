@@ -43,3 +43,17 @@ def test_kai_client_readme_names() -> None:
     assert hasattr(KaiClient, "send_message") and hasattr(KaiClient, "from_storage_api")
     assert hasattr(SSEStreamParser, "process_event")
     assert ToolApprovalRequestEvent.type == "tool-approval-request"
+
+
+def test_kai_client_names_resolve_lazily_from_their_modules() -> None:
+    # kai-client's exports (see docs/kai-client.md): each from the module that defines it.
+    code = (
+        "import sys, kai_core; "
+        "from kai_core import (parse_sse_event, raise_for_error_response, ERROR_CODE_MAP, "
+        "TextPart, ToolCallPart, ToolResultPart, StepStartPart, MessageRequest, ChatRequest, "
+        "ErrorResponse, McpConnection, VoteType, VisibilityType, ToolRestrictions, SSEEvent); "
+        "print(VoteType.UP.value, ErrorResponse.__name__, parse_sse_event.__module__, "
+        "'httpx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["up", "ErrorBody", "kai_core.assemble", "False"]

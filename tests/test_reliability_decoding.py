@@ -25,6 +25,7 @@ import trio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from kai_core.chunks import KNOWN_CHUNK_TYPES
 from kai_core.client import KaiClient
 from kai_core.events import Event, UnknownEvent, event_to_dict
 from kai_core.exceptions import KaiStreamError
@@ -113,6 +114,14 @@ _json_bits = st.sampled_from(
         b'{"type":"tool-approval-request","approvalId":"a","toolCallId":"c"}',
         b'{"type":"data-usage","data":{"promptTokens":1}}',
         b'{"type":"weird-new-thing","x":[1,2]}',
+        # older and sloppy formats, read leniently
+        b'{"type":"error","message":"x","code":"c"}',
+        b'{"type":"text-delta","delta":"no id"}',
+        b'{"foo":"no type"}',
+        b'{"type":"text","text":"old"}',
+        b'{"type":"tool-call","toolCallId":"c","state":"output-available","output":[1]}',
+        b'{"type":"finish","usage":{"promptTokens":2}}',
+        b'{"type":"tool-call","state":{}}',
         b'{"type":"text-delta","id":1,"delta":5}',
         b'{"type":5}',
         b"[1,2,3]",
@@ -225,8 +234,10 @@ def test_generated_streams_split_anywhere_are_delivered_and_logged_exactly(
     split = run(split_at(data, cuts), log=shared_log)
     assert whole.error is None and split.error is None
     assert split.events == whole.events
-    unknown = [e for e in split.events if isinstance(e, UnknownEvent)]
+    unknown = [e for e in split.events if e.type == "some-future-chunk"]
+    assert all(isinstance(e, UnknownEvent) for e in unknown)
     assert len(unknown) == sum(b"some-future-chunk" in p for p in payloads)
+    assert len(split.events) == len(payloads)  # one event per chunk
     # Every chunk logged once, byte for byte, in order.
     assert server_payloads(shared_log, split.chat_id) == payloads
 
@@ -255,7 +266,8 @@ def test_a_bad_chunk_is_a_clear_stream_error_and_the_log_stays_sound(
     outcome = run([_GOOD + BAD[bad] + b"data: [DONE]\n\n"], log=log)
     assert outcome.error is not None
     assert outcome.error.code == "stream:malformed_chunk"
-    assert outcome.error.events_delivered == len(outcome.events) == 1  # the step-start
+    # The start and the step-start:
+    assert outcome.error.events_delivered == len(outcome.events) == 2
     # The log took the good chunks and the error; it was never switched off.
     assert len(server_payloads(log, outcome.chat_id)) == 2
     assert client_records(log, outcome.chat_id, "stream-error")[0]["code"] == (
@@ -271,15 +283,66 @@ def test_unknown_chunk_types_are_delivered_and_logged(tmp_path: Path) -> None:
     )
     outcome = run([data], log=log)
     assert outcome.error is None
-    (unknown,) = [e for e in outcome.events if isinstance(e, UnknownEvent)]
-    assert unknown.chunk.type == "brand-new"
+    unknown = [e for e in outcome.events if isinstance(e, UnknownEvent)]
+    (new,) = [e for e in unknown if e.type not in KNOWN_CHUNK_TYPES]
+    assert new.chunk.type == "brand-new" and new.data["payload"] == {"a": [1, "é"]}
     assert b"brand-new" in b"".join(server_payloads(log, outcome.chat_id))
 
 
-def test_a_missing_done_is_a_cut(tmp_path: Path) -> None:
+def test_a_clean_end_after_finish_without_done_is_complete(tmp_path: Path) -> None:
+    # kai-client accepted it: the answer is whole once ``finish`` arrived.
     log = EventLog(tmp_path / "kai.db")
     outcome = run([HELLO.replace(b"data: [DONE]\n\n", b"")], log=log)
+    assert outcome.error is None
+    assert outcome.events[-1].type == "finish"
+    assert client_records(log, outcome.chat_id, "stream-error") == []
+
+
+def test_a_missing_finish_is_a_cut(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kai.db")
+    outcome = run([HELLO[: HELLO.index(b'data: {"type":"finish"')]], log=log)
     assert outcome.error is not None and outcome.error.code == "stream:cut"
-    assert outcome.events[-1].type == "finish"  # every event arrived before the error
+    assert outcome.events[-1].type == "data-usage"  # every event arrived before the error
     assert "the backend is not known to resume streams" in str(outcome.error)
     assert client_records(log, outcome.chat_id, "stream-error")[0]["code"] == "stream:cut"
+
+
+SLOPPY = b"".join(
+    b"data: " + p + b"\n\n"
+    for p in [
+        b'{"type":"start","messageId":"m"}',
+        b'{"type":"step-start"}',
+        b'{"type":"text","text":"Hello "}',
+        b'{"type":"text-delta","delta":"there"}',
+        b'{"type":"tool-call","toolCallId":"c","toolName":"t","state":"input-available","input":{}}',
+        b'{"type":"tool-output-error","toolCallId":"c"}',
+        b'{"type":"error","message":"went wrong","code":"internal"}',
+        b'{"no":"type"}',
+        b'{"type":"data-usage"}',
+        b'{"type":"finish","usage":{"promptTokens":5,"completionTokens":2}}',
+    ]
+)  # and no [DONE]: complete after its finish
+
+
+def test_a_sloppy_stream_is_delivered_logged_and_replayed_alike(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "kai.db")
+    outcome = run([SLOPPY], log=log)
+    assert outcome.error is None
+    assert [e.type for e in outcome.events] == [
+        "start", "step-start", "text", "text", "tool-call", "tool-output-error", "error", "",
+        "data-usage", "finish",
+    ]  # fmt: skip
+    text = "".join(e.text for e in outcome.events if e.type == "text")  # type: ignore[union-attr]
+    assert text == "Hello there"
+    assert outcome.events[5].error_text == "Unknown error"  # type: ignore[union-attr]
+    assert outcome.events[6].message == "went wrong"  # type: ignore[union-attr]
+    finish = outcome.events[-1]
+    assert finish.finish_reason == "stop"  # type: ignore[union-attr]
+    assert finish.usage.total_tokens == 7  # type: ignore[union-attr]
+
+    async def replayed() -> list[Event]:
+        async with log.replay(outcome.chat_id) as events:
+            return [event async for event in events]
+
+    again = [e for e in trio.run(replayed) if e.type != "approval-decision"]
+    assert [event_to_dict(e) for e in again] == [event_to_dict(e) for e in outcome.events]

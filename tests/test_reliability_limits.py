@@ -119,7 +119,8 @@ async def test_a_50_mb_tool_output_is_refused_under_the_default_bound(tmp_path: 
                 got.append(event)
     assert info.value.code == "stream:too_large"
     assert f"larger than {16 * MiB} bytes" in str(info.value)
-    assert info.value.events_delivered == len(got) == 3  # step-start and the tool call so far
+    # The start, the step-start and the tool call so far:
+    assert info.value.events_delivered == len(got) == 4
     # Bounded: the decoder held at most one event's worth, not the 50 MB.
     print(f"50 MB output, default bound: peak {peak[0] / MiB:.1f} MiB")
     assert peak[0] < 40 * MiB, peak[0]

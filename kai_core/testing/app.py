@@ -184,6 +184,7 @@ class EmulatorApp:
             Route("/ping", public(self.ping), methods=["GET"]),
             Route("/api", public(self.info), methods=["GET"]),
             Route("/v2/storage", guarded(self.storage), methods=["GET"]),
+            Route("/v2/storage/tokens/verify", guarded(self.verify_token), methods=["GET"]),
             Route("/api/chat", guarded(self.post_chat, chat=True), methods=["POST"]),
             Route("/api/chat", guarded(self.delete_chat), methods=["DELETE"]),
             Route("/api/chat/{chat_id}", guarded(self.get_chat), methods=["GET"]),
@@ -217,6 +218,17 @@ class EmulatorApp:
             {"id": self.service_id, "url": base},
         ]
         return JSONResponse({"services": services})
+
+    async def verify_token(self, request: Request, user_id: str) -> Response:
+        """The Storage API's token check (``kai verify``): a master token of the project."""
+        return JSONResponse(
+            {
+                "id": user_id,
+                "description": "kai emulator token",
+                "isMasterToken": True,
+                "owner": {"id": self.state.project_id, "name": "Emulated project"},
+            }
+        )
 
     async def get_chat(self, request: Request, user_id: str) -> Response:
         chat = self.own_chat(request.path_params["chat_id"], user_id)
@@ -284,19 +296,23 @@ class EmulatorApp:
         body = await json_body(request)
         tool_use_id, approved = body.get("toolUseId"), body.get("approved")
         reason = body.get("reason")
+        updated_input, answers = body.get("updatedInput"), body.get("answers")
         if not isinstance(tool_use_id, str) or not isinstance(approved, bool):
             raise ApiError(
                 "bad_request:api", "toolUseId (string) and approved (boolean) are required."
             )
         if reason is not None and not isinstance(reason, str):
             raise ApiError("bad_request:api", "reason must be a string.")
+        for name, value in (("updatedInput", updated_input), ("answers", answers)):
+            if value is not None and not isinstance(value, dict):
+                raise ApiError("bad_request:api", f"{name} must be an object.")
         chat = self.own_chat(chat_id, user_id)
         waiter = chat.waiting.get(tool_use_id)
         if waiter is None or waiter.event.is_set():
             raise ApiError(
                 "bad_request:approval", f"Tool call {tool_use_id} is not waiting for approval."
             )
-        waiter.decide(approved, reason)
+        waiter.decide(approved, reason, updated_input, answers)
         return JSONResponse({"success": True, "toolUseId": tool_use_id, "approved": approved})
 
     # -- POST /api/chat ----------------------------------------------------------
@@ -313,6 +329,10 @@ class EmulatorApp:
         visibility = body.get("selectedVisibilityType", "private")
         if visibility not in ("private", "public"):
             raise ApiError("bad_request:api", "selectedVisibilityType must be private or public.")
+        branch_id, restrictions = body.get("branchId"), body.get("toolRestrictions")
+        if branch_id is not None and (type(branch_id) is not int):
+            raise ApiError("bad_request:api", "branchId must be an integer.")
+        _check_restrictions(restrictions)
         role = message.get("role")
         if role == "assistant":
             return await self._approval_repost(user_id, chat_id, message)
@@ -335,7 +355,10 @@ class EmulatorApp:
             title = " ".join(text.split())
             title = title if len(title) <= 80 else title[:77] + "..."
             chat = ChatRecord(chat_id, user_id, title, now, now, visibility)
+            chat.tool_restrictions = restrictions  # first message wins, as on kai-agent
             self.state.chats[chat_id] = chat
+        if branch_id is not None:
+            chat.branch_id = branch_id
         self.state.messages_used[user_id] = self.state.messages_used.get(user_id, 0) + 1
         stored = {
             "id": message["id"],
@@ -465,6 +488,27 @@ def _as_steps(reply: Sequence[Any]) -> list[Step]:
     if any(isinstance(x, Step) for x in reply):
         raise TypeError("a reply is a list of steps, of step items, or of chunks, not a mix")
     return [Step(list(reply))]
+
+
+def _check_restrictions(value: Any) -> None:
+    """400 unless ``toolRestrictions`` is absent or ``{allowedTools?, disallowedTools?,
+    readOnlyMode?}`` with lists of names and a boolean."""
+    if value is None:
+        return
+    lists = ("allowedTools", "disallowedTools")
+    if not isinstance(value, dict) or not set(value) <= {*lists, "readOnlyMode"}:
+        raise ApiError(
+            "bad_request:api",
+            "toolRestrictions must be an object of allowedTools, disallowedTools, readOnlyMode.",
+        )
+    for name in lists:
+        names = value.get(name)
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names)
+        ):
+            raise ApiError("bad_request:api", f"toolRestrictions.{name} must be a list of names.")
+    if value.get("readOnlyMode") not in (None, True, False):
+        raise ApiError("bad_request:api", "toolRestrictions.readOnlyMode must be a boolean.")
 
 
 def _open_approval(chat: ChatRecord) -> str | None:

@@ -49,7 +49,7 @@ class MessageBuilder:
                 self.parts.append(part)
             case c.TextDeltaChunk() | c.ReasoningDeltaChunk():
                 kind = "text" if isinstance(chunk, c.TextDeltaChunk) else "reasoning"
-                self._open[(kind, chunk.id)]["text"] += chunk.delta
+                self._open[(kind, chunk.id or "")]["text"] += chunk.delta
             case c.TextEndChunk() | c.ReasoningEndChunk():
                 kind = "text" if isinstance(chunk, c.TextEndChunk) else "reasoning"
                 self._open.pop((kind, chunk.id))["state"] = "done"

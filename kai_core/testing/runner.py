@@ -18,6 +18,7 @@ Approvals:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -270,7 +271,7 @@ class AnswerWriter:
                 out.ended = True
                 return out
             if waiter.approved:
-                out.done[call_id] = await self._execute(call, call_id)
+                out.done[call_id] = await self._execute(_as_answered(call, waiter), call_id)
             else:
                 await self.emit(c.ToolOutputDeniedChunk(tool_call_id=call_id))
                 out.done[call_id] = _denied(call, call_id, waiter.reason)
@@ -336,8 +337,9 @@ class AnswerWriter:
             )
         )
         permission = self.state.tool_permission(self.user_id, call.name)
-        if permission == "blocked":
-            error = f"Tool {call.name} is blocked by your tool permissions."
+        restricted = self.chat.restriction(call.name, tool.read_only)
+        if permission == "blocked" or restricted is not None:
+            error = restricted or f"Tool {call.name} is blocked by your tool permissions."
             await self.emit(
                 c.ToolOutputErrorChunk(tool_call_id=call_id, error_text=error, dynamic=dynamic)
             )
@@ -372,6 +374,15 @@ class AnswerWriter:
             c.ToolOutputAvailableChunk(tool_call_id=call_id, output=output, dynamic=dynamic)
         )
         return ToolResult(call_id, call.name, call.input, "output", output=output)
+
+
+def _as_answered(call: CallTool, waiter: PendingApproval) -> CallTool:
+    """The call as the user approved it: ``updatedInput`` replaces its input,
+    ``answers`` join it (kai-agent's approval body)."""
+    tool_input = dict(waiter.updated_input if waiter.updated_input is not None else call.input)
+    if waiter.answers is not None:
+        tool_input["answers"] = waiter.answers
+    return dataclasses.replace(call, input=tool_input)
 
 
 def _input_deltas(model_input: Any) -> list[str]:

@@ -101,11 +101,25 @@ class PendingApproval:
     approved: bool | None = None
     reason: str | None = None
     superseded: bool = False
+    updated_input: dict[str, Any] | None = None
+    answers: dict[str, Any] | None = None
 
-    def decide(self, approved: bool, reason: str | None) -> None:
-        """Record the user's answer and let the waiting stream continue."""
+    def decide(
+        self,
+        approved: bool,
+        reason: str | None,
+        updated_input: dict[str, Any] | None = None,
+        answers: dict[str, Any] | None = None,
+    ) -> None:
+        """Record the user's answer and let the waiting stream continue.
+
+        ``updated_input`` replaces the tool's input; ``answers`` (the user's
+        answers to the tool's questions) are given to the tool in its input.
+        """
         self.approved = approved
         self.reason = reason
+        self.updated_input = updated_input
+        self.answers = answers
         self.event.set()
 
     def supersede(self) -> None:
@@ -124,6 +138,9 @@ class ChatRecord:
     created_at: datetime
     updated_at: datetime
     visibility: str = "private"
+    branch_id: int | None = None
+    # kai-agent: ``toolRestrictions`` of the chat's first message (later ones are ignored)
+    tool_restrictions: dict[str, Any] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     # assistant message id -> how that message continues once its approvals are answered
     continuations: dict[str, Any] = field(default_factory=dict)
@@ -142,12 +159,24 @@ class ChatRecord:
         }
 
     def detail(self) -> dict[str, Any]:
-        """The chat as ``GET /api/chat/{id}`` returns it."""
-        return {
-            **self.summary(),
-            "updatedAt": iso(self.updated_at),
-            "messages": self.messages,
-        }
+        """The chat as ``GET /api/chat/{id}`` returns it (with the branch, if any)."""
+        detail: dict[str, Any] = {**self.summary(), "updatedAt": iso(self.updated_at)}
+        if self.branch_id is not None:
+            detail["branchId"] = self.branch_id
+        detail["messages"] = self.messages
+        return detail
+
+    def restriction(self, tool_name: str, read_only: bool) -> str | None:
+        """Why ``toolRestrictions`` forbid this tool in this chat, or None."""
+        rules = self.tool_restrictions or {}
+        allowed, disallowed = rules.get("allowedTools"), rules.get("disallowedTools")
+        if allowed is not None and tool_name not in allowed:
+            return f"Tool {tool_name} is not in this chat's allowed tools."
+        if disallowed is not None and tool_name in disallowed:
+            return f"Tool {tool_name} is disallowed in this chat."
+        if rules.get("readOnlyMode") and not read_only:
+            return f"Tool {tool_name} is not read-only; this chat is in read-only mode."
+        return None
 
     def message(self, message_id: str) -> dict[str, Any] | None:
         """The stored message with this id, if any."""
