@@ -116,6 +116,8 @@ _EXPORTS: dict[str, str] = {
     "AnswerInfo": "policy",
     "VoteDecision": "policy",
     "Renderer": "render",
+    "for_terminal": "sanitize",
+    "for_terminal_json": "sanitize",
     "ObservedLog": "observe",
 }
 
@@ -230,5 +232,7 @@ if TYPE_CHECKING:
     from .policy import ApprovalRequest as ApprovalRequest
     from .policy import VoteDecision as VoteDecision
     from .render import Renderer as Renderer
+    from .sanitize import for_terminal as for_terminal
+    from .sanitize import for_terminal_json as for_terminal_json
     from .session import Session as Session
     from .sse import SSEDecoder as SSEDecoder
