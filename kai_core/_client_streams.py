@@ -66,10 +66,10 @@ class StreamMethods:
     def _stream(self, chat_id: str, prepare: Callable[[str], Awaitable[StreamPlan]]) -> EventStream:
         resume: Opener | None = None
         no_resume: str | None = None
+        # kai-assistant resumes; a backend not named is asked too (a 204 or 404
+        # then says there is nothing to resume).
         if self.backend is KaiBackend.AGENT:
             no_resume = "kai-agent cannot resume a stream"
-        elif self.backend is None:
-            no_resume = "the backend is not known to resume streams (it is not kai-assistant)"
         elif self.resume_attempts <= 0:
             no_resume = "resuming is turned off (resume_attempts=0)"
         else:
@@ -367,6 +367,7 @@ class StreamMethods:
                 await self._assembler(),
                 records,
                 skip,
+                may_be_empty=True,
             )
 
         return self._stream(chat_id, prepare)

@@ -51,6 +51,7 @@ import httpx
 import msgspec
 import trio
 
+from ._http import close_response
 from .assemble import MessageAssembler
 from .chunks import decode_chunk
 from .events import Event
@@ -88,9 +89,12 @@ class StreamPlan:
     :param records: client records to log before the request leaves.
     :param skip: chunks at the start to fold but not to log or hand out
         (a resumed stream replaying what was already delivered).
+    :param may_be_empty: a ``204`` is an empty, finished stream (a resume
+        with nothing running); otherwise it is an error: a message or an
+        approval always has an answer.
     """
 
-    __slots__ = ("assembler", "open", "records", "skip")
+    __slots__ = ("assembler", "may_be_empty", "open", "records", "skip")
 
     def __init__(
         self,
@@ -98,11 +102,14 @@ class StreamPlan:
         assembler: MessageAssembler,
         records: Sequence[LogRecord] = (),
         skip: int = 0,
+        *,
+        may_be_empty: bool = False,
     ) -> None:
         self.open = open
         self.assembler = assembler
         self.records = records
         self.skip = skip
+        self.may_be_empty = may_be_empty
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
@@ -144,25 +151,8 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
-        with trio.CancelScope(shield=True):
-            reads, self.reads = self.reads, None
-            if reads is not None and not self.own:
-                # httpx reads through a chain of async generators; abandoning it
-                # half-way leaves httpcore's innermost one for the garbage
-                # collector (a ResourceWarning under trio). Resuming it under a
-                # cancelled scope runs the chain to its end instead: buffered
-                # bytes come out, the next real read raises Cancelled inside it.
-                with trio.CancelScope() as drain:
-                    drain.cancel()
-                    try:
-                        for _ in range(10_000):
-                            await reads.__anext__()
-                    except BaseException:  # noqa: B036 - Cancelled, StopAsyncIteration, errors
-                        pass
-            try:
-                await self.response.aclose()
-            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
-                pass
+        reads, self.reads = self.reads, None
+        await close_response(self.response, None if self.own else reads)
 
 
 class EventStream:
@@ -329,6 +319,12 @@ class EventStream:
                 # question stops it (KaiLogError), nothing is sent.
                 self._log.append(plan.records)
             response = await plan.open()
+            if response.status_code == 204 and not plan.may_be_empty:
+                await close_response(response)
+                raise KaiStreamError(
+                    "the server sent no answer (HTTP 204 No Content)", code="stream:no_answer"
+                )
+            await _check_event_stream(response)
         except BaseException as exc:
             self._state = "closed"
             if plan is not None and plan.records:
@@ -476,8 +472,12 @@ class EventStream:
         except httpx.HTTPError as error:  # not a transport failure (those are KaiErrors)
             return False, f"resuming it failed: {type(error).__name__}"
         if response.status_code == 204:
-            await _Connection(response).aclose()
+            await close_response(response)
             return False, "the server has nothing to resume (204)"
+        try:
+            await _check_event_stream(response)
+        except KaiStreamError as error:
+            return False, f"resuming it failed: {error.message}"
         # A new exchange: its own turn, a fresh decoder (the cut one may hold
         # half an event), and the chunks already delivered to check and drop.
         self.turn = uuid.uuid4().hex
@@ -708,6 +708,29 @@ def _readable(network: Any) -> bool:
         return bool(network.get_extra_info("is_readable"))
     except Exception:
         return False
+
+
+async def _check_event_stream(response: httpx.Response) -> None:
+    """Refuse (and close) a response that says it is something else than an event stream.
+
+    A missing ``content-type`` is let through; a 204 has no body to check.
+
+    :raises KaiStreamError: ``stream:not_event_stream``.
+    """
+    kind = response.headers.get("content-type")
+    if kind is None or response.status_code == 204:
+        return
+    media = kind.split(";", 1)[0].strip().lower()
+    if media == "text/event-stream":
+        return
+    await close_response(response)
+    shown = "".join(c if c.isprintable() and c.isascii() else "?" for c in media[:80])
+    raise KaiStreamError(
+        f"the server answered {response.status_code} with {shown or 'an empty type'}, "
+        "not an event stream "
+        f"(is {response.url.scheme}://{response.url.host} the Kai API?)",
+        code="stream:not_event_stream",
+    )
 
 
 def _utf8_checker() -> codecs.IncrementalDecoder:

@@ -304,10 +304,10 @@ class KaiClient(StreamMethods):
     async def get_votes(self, chat_id: str) -> list[Vote]:
         """``GET /api/vote?chatId=``: the votes on the chat's messages (either wire format)."""
         response = await self._call("GET", "/api/vote", params={"chatId": chat_id})
-        data = msgspec.json.decode(response.content)
-        items = data if isinstance(data, list) else (data or {}).get("votes", [])
+        data = decode_response(object, response.content, "the votes")
+        items = data.get("votes") if isinstance(data, dict) else data
         try:
-            return msgspec.convert(items, list[Vote])
+            return msgspec.convert([] if items is None else items, list[Vote])
         except msgspec.ValidationError as exc:
             raise KaiError(
                 f"the server answered with unexpected votes: {exc}", code="response:invalid"
