@@ -55,7 +55,7 @@ from .api import (
     decode_response,
     encode_request,
 )
-from .discovery import KaiBackend, discover, parse_backend
+from .discovery import KaiBackend, check_https, discover, parse_backend
 from .exceptions import KaiError, KaiLogError
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
@@ -102,6 +102,9 @@ class KaiClient(StreamMethods):
         fails after a request has left (disk full, ...); logging then stops for
         this client and answers keep coming. None: a :class:`LogFailedWarning`.
     :param transport: an httpx transport to use instead of the network.
+    :param require_https: refuse a plain ``http`` ``base_url`` or
+        ``storage_api_url`` to another machine (``config:insecure_url``); the
+        token would travel unencrypted. Loopback addresses are always allowed.
     """
 
     @classmethod
@@ -120,8 +123,12 @@ class KaiClient(StreamMethods):
             None to prefer kai-agent when the stack lists it.
         :param options: more keyword arguments of the constructor.
         :raises KaiError: ``discovery:http_error``, ``discovery:service_not_found``,
-            ``discovery:no_url``; :class:`KaiConnectionError` when the Storage
-            API cannot be reached.
+            ``discovery:no_url``, ``discovery:bad_url``, ``config:insecure_url``
+            (with ``require_https=True``); :class:`KaiConnectionError` when the
+            Storage API cannot be reached.
+
+        A service in plain ``http`` on another machine gets an
+        :class:`~kai_core.discovery.InsecureURLWarning` (see :func:`~kai_core.discovery.discover`).
         """
         base_url, backend = await discover(
             storage_api_token,
@@ -129,6 +136,7 @@ class KaiClient(StreamMethods):
             service,
             http_timeout=min(timeout, 30.0),
             transport=options.get("transport"),
+            require_https=bool(options.get("require_https")),
         )
         return cls(
             storage_api_token,
@@ -159,7 +167,11 @@ class KaiClient(StreamMethods):
         resume_attempts: int = 2,
         on_log_error: Callable[[KaiLogError], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        require_https: bool = False,
     ) -> None:
+        if require_https:
+            check_https(base_url, "the Kai server URL", require_https=True)
+            check_https(storage_api_url, "the Storage API URL", require_https=True)
         self.base_url = base_url.rstrip("/")
         self.storage_api_url = storage_api_url
         self.timeout = timeout

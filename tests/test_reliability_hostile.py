@@ -16,12 +16,14 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 import trio
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kai_core.client import KaiClient
+from kai_core.discovery import InsecureURLWarning, KaiBackend, discover
 from kai_core.events import Event
 from kai_core.exceptions import KaiError, KaiStreamError
 from kai_core.log import EventLog
@@ -353,3 +355,87 @@ async def test_a_backend_not_named_without_resume_says_there_is_nothing(tmp_path
 
 async def _drain(stream: object) -> list[Event]:
     return [event async for event in stream]  # type: ignore[attr-defined]
+
+
+# -- item 16: a service URL in plain http -----------------------------------------------
+
+
+def storage_listing(url: str) -> Callable[[Conn, Request], Awaitable[None]]:
+    """A Storage API whose index lists kai-agent at ``url``."""
+    body = msgspec.json.encode({"services": [{"id": "kai-agent", "url": url}]})
+
+    async def handler(conn: Conn, request: Request) -> None:
+        await conn.simple(200, body, {"content-type": "application/json"})
+        await conn.stream.aclose()
+
+    return handler
+
+
+async def test_discovery_warns_about_plain_http_to_another_host() -> None:
+    async with raw_server(storage_listing("http://kai.example.com/")) as server:
+        storage = f"http://127.0.0.1:{server.port}"
+        with pytest.warns(InsecureURLWarning, match="plain http on another machine"):
+            found = await discover(TOKEN, storage, "agent")
+        assert found == ("http://kai.example.com", KaiBackend.AGENT)
+        with pytest.raises(KaiError) as info:
+            await discover(TOKEN, storage, "agent", require_https=True)
+        assert info.value.code == "config:insecure_url"
+        assert "kai.example.com" in str(info.value) and TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/", "http://localhost:3000", "http://[::1]/"])
+async def test_plain_http_to_this_machine_is_fine(url: str) -> None:
+    async with raw_server(storage_listing(url)) as server:
+        found = await discover(TOKEN, f"http://127.0.0.1:{server.port}", require_https=True)
+    assert found[0] == url.rstrip("/")
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://kai.example.com", "http://", "kai"])
+async def test_a_service_url_that_is_not_http_is_refused(url: str) -> None:
+    async with raw_server(storage_listing(url)) as server:
+        with pytest.raises(KaiError) as info:
+            await discover(TOKEN, f"http://127.0.0.1:{server.port}")
+    assert info.value.code == "discovery:bad_url"
+
+
+def test_the_client_refuses_plain_http_when_https_is_required() -> None:
+    with pytest.raises(KaiError) as info:
+        KaiClient(TOKEN, "https://s.example.com", "http://kai.example.com", require_https=True)
+    assert info.value.code == "config:insecure_url"
+    with pytest.raises(KaiError):
+        KaiClient(TOKEN, "http://s.example.com", "https://kai.example.com", require_https=True)
+    KaiClient(TOKEN, "https://s.example.com", "http://127.0.0.1:3000", require_https=True)
+    KaiClient(TOKEN, "https://s.example.com", "http://kai.example.com")  # not required: allowed
+
+
+async def test_kai_warns_once_and_refuses_with_require_https(tmp_path: Path) -> None:
+    async with raw_server(storage_listing("http://kai.invalid")) as server:
+        base = [str(KAI), "--token", TOKEN, "--url", f"http://127.0.0.1:{server.port}", "--no-log"]
+        env = kai_env(tmp_path)
+        with trio.fail_after(60):
+            warned = await trio.run_process(
+                [*base, "ping"], env=env, capture_stdout=True, capture_stderr=True, check=False
+            )
+            refused = await trio.run_process(
+                [*base, "--require-https", "ping"],
+                env=env,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+            by_env = await trio.run_process(
+                [*base, "ping"],
+                env={**env, "KAI_REQUIRE_HTTPS": "1"},
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    lines = warned.stderr.decode().splitlines()
+    assert lines[0].startswith("kai: warning: the kai-agent service"), lines
+    assert "plain http on another machine (kai.invalid)" in lines[0]
+    assert warned.returncode == 6  # then it could not be reached: kai.invalid does not resolve
+    for done in (refused, by_env):
+        assert done.returncode == 3, done.stderr
+        stderr = done.stderr.decode()
+        assert "https is required" in stderr and len(stderr.strip().splitlines()) == 1
+        assert "Traceback" not in stderr and TOKEN not in stderr
