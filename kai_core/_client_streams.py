@@ -88,7 +88,19 @@ class StreamMethods:
             no_resume=no_resume,
             on_log_error=self._log_failed,
             secret=self._http.token,
+            agent_waits=None if self.backend is KaiBackend.AGENT else self._agent_would_wait,
         )
+
+    async def _agent_would_wait(self, tool_name: str) -> bool:
+        """Whether kai-agent would hold a call of ``tool_name`` for an approval.
+
+        Only a tool the server lists as not read-only (and the user did not
+        set to ``always_allow`` or ``blocked``) does; a server without the
+        tool list (kai-assistant) holds none.
+        """
+        policy = await self.tool_policy()
+        listed = policy.read_only is not None and tool_name in policy.read_only
+        return listed and policy.waits(tool_name)
 
     async def _open(
         self,

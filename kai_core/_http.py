@@ -27,6 +27,7 @@ from .exceptions import (
     KaiRateLimitError,
     KaiTimeoutError,
     error_from_response,
+    printable,
 )
 
 __all__ = [
@@ -269,7 +270,7 @@ class Transport:
             target = None
         where = "elsewhere"
         if target is not None and target.host:
-            host = "".join(c if c.isprintable() else "?" for c in target.host)[:200]
+            host = printable(target.host)
             where = f"to {target.scheme}://{host}"
         request = response.request
         return KaiError(

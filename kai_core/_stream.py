@@ -53,15 +53,33 @@ import trio
 
 from ._http import close_response
 from .assemble import MessageAssembler
-from .chunks import decode_chunk
+from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
 from .events import Event
-from .exceptions import KaiError, KaiLogError, KaiNotFoundError, KaiStreamError, KaiTimeoutError
+from .exceptions import (
+    KaiError,
+    KaiLogError,
+    KaiNotFoundError,
+    KaiStreamError,
+    KaiTimeoutError,
+    printable,
+)
 from .records import LogRecord
 from .sse import SSEDecoder
 
 __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPlan"]
 
 _DONE = b"[DONE]"
+_TOOL_SETTLED = frozenset(
+    {
+        "tool-approval-request",
+        "tool-output-available",
+        "tool-output-error",
+        "tool-output-denied",
+        "tool-input-error",
+    }
+)
+AGENT_WAIT_CHECK = 5.0
+"""Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""
 _json = msgspec.json.Encoder()
 _MIN_SECRET = 8
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
@@ -173,6 +191,11 @@ class EventStream:
     :param secret: the Storage API token: masked (``***``) wherever a server
         chunk repeats it, before it is logged or decoded (tokens shorter than
         8 characters are not real tokens and are left alone).
+    :param agent_waits: for a client not set up for kai-agent: told the name of
+        a tool announced (``tool-input-available``) and followed by nothing for
+        :data:`AGENT_WAIT_CHECK` seconds, says whether kai-agent would hold it
+        for an approval. If so, the server is kai-agent, whose stream would wait
+        for an approval this client cannot send: ``stream:backend_mismatch``.
 
     Use it with ``async for``, or as ``async with stream as events``; call
     :meth:`aclose` to stop early. :attr:`assembler` holds the assistant
@@ -194,6 +217,7 @@ class EventStream:
         no_resume: str | None = None,
         on_log_error: LogErrorHandler | None = None,
         secret: str | None = None,
+        agent_waits: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.turn = uuid.uuid4().hex
@@ -237,6 +261,10 @@ class EventStream:
         # Raised once the events decoded before it have been delivered.
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        # Tools announced but not yet answered, approved or asked about (call id ->
+        # name, when), while the server might be kai-agent waiting on one of them.
+        self._agent_waits = agent_waits
+        self._announced: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -373,7 +401,18 @@ class EventStream:
         size = 0
         while True:
             try:
-                data = await reads.__anext__()
+                if self._announced:
+                    data = await self._read_watching(conn, reads)
+                else:
+                    data = await reads.__anext__()
+            except KaiStreamError as error:
+                # The server is waiting for what this client cannot send.
+                self._commit(records, events)
+                self._fail(error)
+                await self._close()
+                if not events:
+                    self._error = None
+                    raise
             except (StopAsyncIteration, httpx.HTTPError) as exc:
                 self._commit(records, events)
                 if events:
@@ -538,6 +577,8 @@ class EventStream:
                         raise
                     continue  # only whitespace: an empty event (stripped only here, it is rare)
                 position += 1
+                if self._agent_waits is not None:
+                    self._track_tool(chunk)
                 if tracked is not None:
                     tracked.append(payload)
                 if self._skip:
@@ -562,6 +603,74 @@ class EventStream:
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
         return records, events
+
+    def _track_tool(self, chunk: Chunk) -> None:
+        """Note tools announced and not yet settled (see ``agent_waits``)."""
+        kind = chunk.type
+        if kind == "tool-input-available":
+            assert isinstance(chunk, ToolInputAvailableChunk)
+            self._announced[chunk.tool_call_id] = (chunk.tool_name, trio.current_time())
+        elif kind in _TOOL_SETTLED and self._announced:
+            self._announced.pop(getattr(chunk, "tool_call_id", ""), None)
+
+    async def _read_watching(self, conn: _Connection, reads: AsyncIterator[bytes]) -> bytes:
+        """The next read; once a tool announced has waited long enough, ask whether
+        kai-agent holds it for an approval, and if so fail.
+
+        :raises KaiStreamError: ``stream:backend_mismatch``.
+        """
+        deadline = min(at for _, at in self._announced.values()) + AGENT_WAIT_CHECK
+        if conn.own:
+            # Our reader's socket read can be cancelled and tried again.
+            with trio.move_on_at(deadline):
+                return await reads.__anext__()
+            await self._check_announced()
+            return await reads.__anext__()
+        # httpx's reads cannot be resumed once cancelled: the check runs beside
+        # the read, which is cancelled only when the stream fails anyway.
+        mismatch: KaiStreamError | None = None
+
+        async def watch(scope: trio.CancelScope) -> None:
+            nonlocal mismatch
+            await trio.sleep_until(deadline)
+            try:
+                await self._check_announced()
+            except KaiStreamError as error:
+                mismatch = error
+                scope.cancel()
+
+        ended: StopAsyncIteration | httpx.HTTPError | None = None
+        data = b""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, nursery.cancel_scope)
+            try:
+                data = await reads.__anext__()
+            except (StopAsyncIteration, httpx.HTTPError) as exc:
+                ended = exc
+            nursery.cancel_scope.cancel()
+        if mismatch is not None:
+            raise mismatch
+        if ended is not None:
+            raise ended
+        return data
+
+    async def _check_announced(self) -> None:
+        """Ask ``agent_waits`` about the tools announced; forget them if none waits.
+
+        :raises KaiStreamError: ``stream:backend_mismatch``.
+        """
+        waits = self._agent_waits
+        assert waits is not None
+        for name, _ in list(self._announced.values()):
+            if await waits(name):
+                raise KaiStreamError(
+                    f"the server announced the tool {printable(name, 100)!r} and is "
+                    "waiting for its approval, as kai-agent does; this client was not "
+                    "set up for kai-agent, so it cannot answer (use --service agent, "
+                    "or KaiClient(backend='agent'))",
+                    code="stream:backend_mismatch",
+                )
+        self._announced.clear()  # none waits: a slow tool is no mismatch
 
     def _utf8_valid(self, data: bytes) -> bool:
         """Whether this read, after the ones before it, is valid UTF-8 so far.
@@ -724,7 +833,7 @@ async def _check_event_stream(response: httpx.Response) -> None:
     if media == "text/event-stream":
         return
     await close_response(response)
-    shown = "".join(c if c.isprintable() and c.isascii() else "?" for c in media[:80])
+    shown = printable(media, 80)
     raise KaiStreamError(
         f"the server answered {response.status_code} with {shown or 'an empty type'}, "
         "not an event stream "

@@ -24,7 +24,7 @@ import httpx
 
 from ._http import RetryPolicy, Transport
 from .api import StorageIndex, TokenInfo, decode_response
-from .exceptions import KaiError
+from .exceptions import KaiError, printable
 
 __all__ = [
     "InsecureURLWarning",
@@ -167,7 +167,7 @@ async def discover(
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        shown = "".join(c if c.isprintable() else "?" for c in url[:200])
+        shown = printable(url)
         raise KaiError(
             f"{backend.value} service has a URL that is not http(s)://host: {shown!r}",
             code="discovery:bad_url",

@@ -135,6 +135,15 @@ class KaiLogError(KaiError):
     """The local event log cannot be opened, read or written."""
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, anything not printable shown as ``?``.
+
+    For server-supplied words put into an error message (a host, a content
+    type, a tool name): a terminal must never interpret them.
+    """
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 _BY_TYPE: dict[str, type[KaiError]] = {
     "unauthorized": KaiAuthenticationError,
     "forbidden": KaiForbiddenError,
