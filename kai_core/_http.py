@@ -212,6 +212,13 @@ class Transport:
         while True:
             try:
                 response = await self.http.send(request, stream=stream)
+            except httpx.DecodingError as exc:
+                # A body that does not decode as its content-encoding says.
+                raise KaiError(
+                    f"the answer to {request.method} {_url(request)} could not be decoded",
+                    code="response:invalid",
+                    cause=self.scrub(str(exc) or type(exc).__name__),
+                ) from exc
             except httpx.TransportError as exc:
                 error = self.transport_error(exc, request)
                 if retry and attempt < self.retry.max_retries and _retryable(exc):

@@ -178,7 +178,8 @@ def error_from_response(
         body = _flatten_agent_error(body["error"])
     if body is not None and isinstance(body.get("code"), str):
         code: str = body["code"]
-        message = str(body.get("message") or f"HTTP {status}")
+        given = body.get("message")
+        message = given if isinstance(given, str) and given else f"HTTP {status}"
         cause = body.get("cause")
         cls = _BY_TYPE.get(code.split(":", 1)[0]) or _BY_STATUS.get(status, KaiError)
         cause_text = cause if isinstance(cause, str) else None

@@ -199,6 +199,7 @@ def hostile_answers(draw: st.DrawFn) -> bytes:
         head += b"content-type: " + kind + b"\r\n"
     if 300 <= status < 400:
         head += draw(st.sampled_from([b"location: https://login.example/x\r\n", b""]))
+    head += draw(st.sampled_from([b"", b"", b"content-encoding: gzip\r\n"]))
     body = b"".join(draw(st.lists(_PIECE, max_size=4)))
     framing = draw(st.sampled_from(["chunked", "length", "short", "close", "none"]))
     if framing == "chunked":
@@ -247,6 +248,35 @@ def test_hostile_answers_end_in_events_or_a_kai_error(raw: bytes, tmp_path: Path
     finally:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _plain_requests_only_raise_kai_errors(raw: bytes) -> None:
+    async def main() -> None:
+        async with raw_server(sends(raw)) as server, client_for(server, max_retries=0) as client:
+            for call in (
+                client.ping,
+                lambda: client.get_chat("c1"),
+                client.get_history,
+                lambda: client.get_votes("c1"),
+                lambda: client.vote("c1", "m1", "up"),
+                lambda: client.submit_approval("c1", "t1", True),
+            ):
+                try:
+                    with trio.fail_after(20):
+                        await call()
+                except KaiError:
+                    pass
+
+    trio.run(main)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=hostile_answers())
+@example(raw=b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 4\r\n\r\nnope")
+@example(raw=b'HTTP/1.1 500 X\r\ncontent-length: 31\r\n\r\n{"code":"a:b","message":[[1]]}')
+def test_plain_requests_on_hostile_answers_raise_only_kai_errors(raw: bytes) -> None:
+    # Before: httpx.DecodingError for a body that is not the gzip it says it is.
+    _plain_requests_only_raise_kai_errors(raw)
 
 
 # -- item 10: no answer is an error -----------------------------------------------------
