@@ -619,7 +619,12 @@ class EventStream:
 
         :raises KaiStreamError: ``stream:backend_mismatch``.
         """
-        deadline = min(at for _, at in self._announced.values()) + AGENT_WAIT_CHECK
+        # A caller slow to ask for more must not make bytes already waiting look
+        # like silence: the read gets a moment, whatever the time.
+        deadline = max(
+            min(at for _, at in self._announced.values()) + AGENT_WAIT_CHECK,
+            trio.current_time() + 1.0,
+        )
         if conn.own:
             # Our reader's socket read can be cancelled and tried again.
             with trio.move_on_at(deadline):

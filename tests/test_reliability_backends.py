@@ -131,6 +131,27 @@ async def test_a_slow_read_only_tool_on_kai_assistant_is_no_mismatch(
     assert any(isinstance(e, ToolCallEvent) and e.state == "output-available" for e in events)
 
 
+async def test_a_caller_slow_to_read_on_is_no_mismatch(autojump_clock: trio.abc.Clock) -> None:
+    # The approval request is on its way while the caller dawdles after the tool
+    # call: what waits on the socket is read before anything is called silence.
+    async with open_emulator(backend="assistant", token=TOKEN) as emulator:
+        emulator.faults.chunk_delay = 0.01
+        client = KaiClient(TOKEN, emulator.storage_api_url, emulator.base_url)
+        events: list[Event] = []
+        async with client:
+            with trio.fail_after(60):
+                async for event in client.send_message(
+                    client.new_chat_id(), "create a bucket called z"
+                ):
+                    events.append(event)
+                    if isinstance(event, ToolCallEvent) and event.state == "input-available":
+                        await trio.sleep(3 * AGENT_WAIT_CHECK)
+    assert [e.type for e in events if e.type == "tool-approval-request"] == [
+        "tool-approval-request"
+    ]
+    assert isinstance(events[-1], FinishEvent)
+
+
 async def test_kai_assistant_taken_for_kai_agent_runs_the_tool_without_an_error(
     tmp_path: Path,
 ) -> None:
