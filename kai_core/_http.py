@@ -31,10 +31,13 @@ from .exceptions import (
 )
 
 __all__ = [
+    "MAX_ERROR_BODY",
     "RETRY_STATUSES",
     "RetryPolicy",
     "Transport",
+    "close_response",
     "parse_retry_after",
+    "read_error_body",
     "scrub",
 ]
 

@@ -16,7 +16,10 @@ replays the answer from its first chunk; the chunks already delivered are
 checked and skipped, a ``resume`` record is logged); otherwise, or when the
 server has nothing to resume, it raises
 :class:`~kai_core.exceptions.KaiStreamError` (``stream:cut``) after every
-event it brought was delivered.
+event it brought was delivered. An answer that is no stream at all (a
+``204``, another content type) is ``stream:no_answer`` / ``stream:not_event_stream``;
+on a client not set up for kai-agent, a tool announced and then silent is
+checked against the server's tool list (``stream:backend_mismatch``).
 
 The log never stops an answer that is already on its way: if an append
 fails mid-stream (disk full, ...), the failure is reported once through

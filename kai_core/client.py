@@ -16,7 +16,8 @@ lifetime is a block::
 Plain requests (everything else) raise the exceptions of
 :mod:`kai_core.exceptions`; ``GET`` requests and votes are retried on
 connection errors and 429/502/503/504. ``POST /api/chat`` is never retried.
-A stream cut mid-answer is resumed on kai-assistant (``resume_attempts``).
+A stream cut mid-answer is resumed on kai-assistant, or a backend not named
+(``resume_attempts``).
 A log that fails once the request has left is reported (``on_log_error``)
 and turned off; the answer keeps coming. See ``docs/reliability.md``.
 """
@@ -96,7 +97,7 @@ class KaiClient(StreamMethods):
     :param stream_read_timeout: the longest silence allowed between two reads
         of a stream (None: wait forever).
     :param resume_attempts: a stream cut before the end is resumed through
-        ``GET /api/chat/{id}/stream`` (kai-assistant only); this many resumes in a
+        ``GET /api/chat/{id}/stream`` (not on kai-agent); this many resumes in a
         row may bring nothing new before it fails (0 = never resume).
     :param on_log_error: called once with the :class:`KaiLogError` when the log
         fails after a request has left (disk full, ...); logging then stops for
