@@ -66,10 +66,10 @@ class StreamMethods:
     def _stream(self, chat_id: str, prepare: Callable[[str], Awaitable[StreamPlan]]) -> EventStream:
         resume: Opener | None = None
         no_resume: str | None = None
+        # kai-assistant resumes; a backend not named is asked too (a 204 or 404
+        # then says there is nothing to resume).
         if self.backend is KaiBackend.AGENT:
             no_resume = "kai-agent cannot resume a stream"
-        elif self.backend is None:
-            no_resume = "the backend is not known to resume streams (it is not kai-assistant)"
         elif self.resume_attempts <= 0:
             no_resume = "resuming is turned off (resume_attempts=0)"
         else:
@@ -88,7 +88,19 @@ class StreamMethods:
             no_resume=no_resume,
             on_log_error=self._log_failed,
             secret=self._http.token,
+            agent_waits=None if self.backend is KaiBackend.AGENT else self._agent_would_wait,
         )
+
+    async def _agent_would_wait(self, tool_name: str) -> bool:
+        """Whether kai-agent would hold a call of ``tool_name`` for an approval.
+
+        Only a tool the server lists as not read-only (and the user did not
+        set to ``always_allow`` or ``blocked``) does; a server without the
+        tool list (kai-assistant) holds none.
+        """
+        policy = await self.tool_policy()
+        listed = policy.read_only is not None and tool_name in policy.read_only
+        return listed and policy.waits(tool_name)
 
     async def _open(
         self,
@@ -367,6 +379,7 @@ class StreamMethods:
                 await self._assembler(),
                 records,
                 skip,
+                may_be_empty=True,
             )
 
         return self._stream(chat_id, prepare)

@@ -157,9 +157,13 @@ class ChunkedBody:
                     if not left:
                         self._trailers = True
                         break
+                    if pos + left > end:
+                        # Its data goes on past this read. (Checked first: a size of
+                        # 20 hex digits is no position that ``re`` can take.)
+                        break
                     follow = _NEXT_CHUNK.match(data, pos + left)
                     if follow is None:
-                        break  # its data or CRLF goes on past this read (or is wrong)
+                        break  # its CRLF goes on past this read (or is wrong)
                     out.append(data[pos : pos + left])
                     match = follow
         finally:

@@ -14,7 +14,7 @@ import email.utils
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import httpx
@@ -28,18 +28,25 @@ from .exceptions import (
     KaiRateLimitError,
     KaiTimeoutError,
     error_from_response,
+    printable,
 )
 
 __all__ = [
+    "MAX_ERROR_BODY",
     "RETRY_STATUSES",
     "RetryPolicy",
     "Transport",
+    "close_response",
     "parse_retry_after",
+    "read_error_body",
     "scrub",
 ]
 
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
 """Statuses after which an idempotent request is tried again."""
+
+MAX_ERROR_BODY: Final = 64 * 1024
+"""Bytes of an error response's body read at most (its message is in the first few)."""
 
 _MASK: Final = "***"
 
@@ -212,6 +219,13 @@ class Transport:
         while True:
             try:
                 response = await self.http.send(request, stream=stream)
+            except httpx.DecodingError as exc:
+                # A body that does not decode as its content-encoding says.
+                raise KaiError(
+                    f"the answer to {request.method} {_url(request)} could not be decoded",
+                    code="response:invalid",
+                    cause=self.scrub(str(exc) or type(exc).__name__),
+                ) from exc
             except httpx.TransportError as exc:
                 error = self.transport_error(exc, request)
                 if retry and attempt < self.retry.max_retries and _retryable(exc):
@@ -219,8 +233,10 @@ class Transport:
                     attempt += 1
                     continue
                 raise error from exc
-            if response.status_code < 400:
+            if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                raise await self.redirect_error(response)
             error = await self.status_error(response)
             if (
                 retry
@@ -235,28 +251,103 @@ class Transport:
             raise error
 
     async def status_error(self, response: httpx.Response) -> KaiError:
-        """Read an error response, close it, and build its exception."""
-        try:
-            await response.aread()
-        except httpx.HTTPError:
-            pass
-        finally:
-            await response.aclose()
-        text = self.scrub(self.body(response).decode("utf-8", "replace"))
+        """Read (the start of) an error response, close it, and build its exception.
+
+        The body is whatever arrived of its first :data:`MAX_ERROR_BODY` bytes:
+        a body cut short, badly framed or endless still gives the error of its status.
+        The token is masked in it, escaped or not.
+        """
+        raw = self.scrub_bytes(await read_error_body(response))
+        text = self.scrub(raw.decode("utf-8", "replace"))
         body: dict[str, Any] | None = None
         if text.lstrip().startswith("{"):
             try:
                 decoded = msgspec.json.decode(text)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 decoded = None
             if isinstance(decoded, dict):
                 body = decoded
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         return error_from_response(response.status_code, body, text, retry_after)
 
+    async def redirect_error(self, response: httpx.Response) -> KaiError:
+        """The error for a 3xx answer (closed): kai follows no redirects, it names them.
+
+        A redirect would take the token to another server, or turn a POST
+        into a GET; more often the URL is wrong (a login page, ``http``
+        to ``https``). The message names the target's scheme and host.
+        """
+        await close_response(response)
+        status = response.status_code
+        location = response.headers.get("location", "")
+        try:
+            target = response.url.join(location) if location else None
+        except httpx.InvalidURL:
+            target = None
+        where = "elsewhere"
+        if target is not None and target.host:
+            host = printable(target.host)
+            where = f"to {target.scheme}://{host}"
+        request = response.request
+        return KaiError(
+            f"{request.method} {_url(request)} was redirected {where} (HTTP {status}); "
+            "kai follows no redirects: check the server URL",
+            code=f"http:{status}",
+        )
+
     def transport_error(self, exc: httpx.TransportError, request: httpx.Request) -> KaiError:
         """Our exception for an httpx transport failure on ``request``."""
         return transport_error(exc, f"{request.method} {_url(request)}", self._token)
+
+
+async def read_error_body(response: httpx.Response) -> bytes:
+    """Up to :data:`MAX_ERROR_BODY` bytes of ``response``'s body; the response is closed.
+
+    What arrived before a failure (a cut, broken chunking, a timeout) is kept.
+    """
+    if not response.is_stream_consumed:
+        pieces: list[bytes] = []
+        size = 0
+        reads = response.aiter_bytes()
+        try:
+            async for piece in reads:
+                pieces.append(piece)
+                size += len(piece)
+                if size >= MAX_ERROR_BODY:
+                    break
+        except httpx.HTTPError:
+            pass
+        await close_response(response, reads)
+        return b"".join(pieces)[:MAX_ERROR_BODY]
+    await close_response(response)
+    try:
+        return response.content[:MAX_ERROR_BODY]
+    except httpx.ResponseNotRead:
+        return b""
+
+
+async def close_response(
+    response: httpx.Response, reads: AsyncIterator[bytes] | None = None
+) -> None:
+    """Close ``response``, whose body ``reads`` (httpx's) may be half read; never raises."""
+    with trio.CancelScope(shield=True):
+        if reads is not None:
+            # httpx reads through a chain of async generators; abandoning it
+            # half-way leaves httpcore's innermost one for the garbage
+            # collector (a ResourceWarning under trio). Resuming it under a
+            # cancelled scope runs the chain to its end instead: buffered
+            # bytes come out, the next real read raises Cancelled inside it.
+            with trio.CancelScope() as drain:
+                drain.cancel()
+                try:
+                    for _ in range(10_000):
+                        await reads.__anext__()
+                except BaseException:  # noqa: B036 - Cancelled, StopAsyncIteration, errors
+                    pass
+        try:
+            await response.aclose()
+        except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
+            pass
 
 
 def transport_error(exc: httpx.TransportError, what: str, token: str = "") -> KaiError:

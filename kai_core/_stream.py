@@ -16,7 +16,10 @@ replays the answer from its first chunk; the chunks already delivered are
 checked and skipped, a ``resume`` record is logged); otherwise, or when the
 server has nothing to resume, it raises
 :class:`~kai_core.exceptions.KaiStreamError` (``stream:cut``) after every
-event it brought was delivered.
+event it brought was delivered. An answer that is no stream at all (a
+``204``, another content type) is ``stream:no_answer`` / ``stream:not_event_stream``;
+on a client not set up for kai-agent, a tool announced and then silent is
+checked against the server's tool list (``stream:backend_mismatch``).
 
 The log never stops an answer that is already on its way: if an append
 fails mid-stream (disk full, ...), the failure is reported once through
@@ -51,17 +54,36 @@ import httpx
 import msgspec
 import trio
 
+from ._http import close_response
 from ._masking import MASK, MIN_SECRET, TokenMask
 from .assemble import MessageAssembler
-from .chunks import decode_chunk
+from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
 from .events import Event
-from .exceptions import KaiError, KaiLogError, KaiNotFoundError, KaiStreamError, KaiTimeoutError
+from .exceptions import (
+    KaiError,
+    KaiLogError,
+    KaiNotFoundError,
+    KaiStreamError,
+    KaiTimeoutError,
+    printable,
+)
 from .records import LogRecord
 from .sse import SSEDecoder
 
 __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPlan"]
 
 _DONE = b"[DONE]"
+_TOOL_SETTLED = frozenset(
+    {
+        "tool-approval-request",
+        "tool-output-available",
+        "tool-output-error",
+        "tool-output-denied",
+        "tool-input-error",
+    }
+)
+AGENT_WAIT_CHECK = 5.0
+"""Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""
 _json = msgspec.json.Encoder()
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
 
@@ -88,9 +110,12 @@ class StreamPlan:
     :param records: client records to log before the request leaves.
     :param skip: chunks at the start to fold but not to log or hand out
         (a resumed stream replaying what was already delivered).
+    :param may_be_empty: a ``204`` is an empty, finished stream (a resume
+        with nothing running); otherwise it is an error: a message or an
+        approval always has an answer.
     """
 
-    __slots__ = ("assembler", "open", "records", "skip")
+    __slots__ = ("assembler", "may_be_empty", "open", "records", "skip")
 
     def __init__(
         self,
@@ -98,11 +123,14 @@ class StreamPlan:
         assembler: MessageAssembler,
         records: Sequence[LogRecord] = (),
         skip: int = 0,
+        *,
+        may_be_empty: bool = False,
     ) -> None:
         self.open = open
         self.assembler = assembler
         self.records = records
         self.skip = skip
+        self.may_be_empty = may_be_empty
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
@@ -144,25 +172,8 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
-        with trio.CancelScope(shield=True):
-            reads, self.reads = self.reads, None
-            if reads is not None and not self.own:
-                # httpx reads through a chain of async generators; abandoning it
-                # half-way leaves httpcore's innermost one for the garbage
-                # collector (a ResourceWarning under trio). Resuming it under a
-                # cancelled scope runs the chain to its end instead: buffered
-                # bytes come out, the next real read raises Cancelled inside it.
-                with trio.CancelScope() as drain:
-                    drain.cancel()
-                    try:
-                        for _ in range(10_000):
-                            await reads.__anext__()
-                    except BaseException:  # noqa: B036 - Cancelled, StopAsyncIteration, errors
-                        pass
-            try:
-                await self.response.aclose()
-            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
-                pass
+        reads, self.reads = self.reads, None
+        await close_response(self.response, None if self.own else reads)
 
 
 class EventStream:
@@ -183,6 +194,11 @@ class EventStream:
     :param secret: the Storage API token: masked (``***``) wherever a server
         chunk repeats it, raw or JSON-escaped, before it is logged or decoded
         (tokens shorter than 8 characters are not real tokens and are left alone).
+    :param agent_waits: for a client not set up for kai-agent: told the name of
+        a tool announced (``tool-input-available``) and followed by nothing for
+        :data:`AGENT_WAIT_CHECK` seconds, says whether kai-agent would hold it
+        for an approval. If so, the server is kai-agent, whose stream would wait
+        for an approval this client cannot send: ``stream:backend_mismatch``.
 
     Use it with ``async for``, or as ``async with stream as events``; call
     :meth:`aclose` to stop early. :attr:`assembler` holds the assistant
@@ -204,6 +220,7 @@ class EventStream:
         no_resume: str | None = None,
         on_log_error: LogErrorHandler | None = None,
         secret: str | None = None,
+        agent_waits: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.chat_id = chat_id
         self.turn = uuid.uuid4().hex
@@ -248,6 +265,10 @@ class EventStream:
         # Raised once the events decoded before it have been delivered.
         self._error: BaseException | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        # Tools announced but not yet answered, approved or asked about (call id ->
+        # name, when), while the server might be kai-agent waiting on one of them.
+        self._agent_waits = agent_waits
+        self._announced: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -330,6 +351,12 @@ class EventStream:
                 # question stops it (KaiLogError), nothing is sent.
                 self._log.append(plan.records)
             response = await plan.open()
+            if response.status_code == 204 and not plan.may_be_empty:
+                await close_response(response)
+                raise KaiStreamError(
+                    "the server sent no answer (HTTP 204 No Content)", code="stream:no_answer"
+                )
+            await _check_event_stream(response)
         except BaseException as exc:
             self._state = "closed"
             if plan is not None and plan.records:
@@ -378,7 +405,18 @@ class EventStream:
         size = 0
         while True:
             try:
-                data = await reads.__anext__()
+                if self._announced:
+                    data = await self._read_watching(conn, reads)
+                else:
+                    data = await reads.__anext__()
+            except KaiStreamError as error:
+                # The server is waiting for what this client cannot send.
+                self._commit(records, events)
+                self._fail(error)
+                await self._close()
+                if not events:
+                    self._error = None
+                    raise
             except (StopAsyncIteration, httpx.HTTPError) as exc:
                 self._commit(records, events)
                 if events:
@@ -477,8 +515,12 @@ class EventStream:
         except httpx.HTTPError as error:  # not a transport failure (those are KaiErrors)
             return False, f"resuming it failed: {type(error).__name__}"
         if response.status_code == 204:
-            await _Connection(response).aclose()
+            await close_response(response)
             return False, "the server has nothing to resume (204)"
+        try:
+            await _check_event_stream(response)
+        except KaiStreamError as error:
+            return False, f"resuming it failed: {error.message}"
         # A new exchange: its own turn, a fresh decoder (the cut one may hold
         # half an event), and the chunks already delivered to check and drop.
         self.turn = uuid.uuid4().hex
@@ -542,6 +584,8 @@ class EventStream:
                         raise
                     continue  # only whitespace: an empty event (stripped only here, it is rare)
                 position += 1
+                if self._agent_waits is not None:
+                    self._track_tool(chunk)
                 if tracked is not None:
                     tracked.append(payload)
                 if self._skip:
@@ -566,6 +610,79 @@ class EventStream:
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
         return records, events
+
+    def _track_tool(self, chunk: Chunk) -> None:
+        """Note tools announced and not yet settled (see ``agent_waits``)."""
+        kind = chunk.type
+        if kind == "tool-input-available":
+            assert isinstance(chunk, ToolInputAvailableChunk)
+            self._announced[chunk.tool_call_id] = (chunk.tool_name, trio.current_time())
+        elif kind in _TOOL_SETTLED and self._announced:
+            self._announced.pop(getattr(chunk, "tool_call_id", ""), None)
+
+    async def _read_watching(self, conn: _Connection, reads: AsyncIterator[bytes]) -> bytes:
+        """The next read; once a tool announced has waited long enough, ask whether
+        kai-agent holds it for an approval, and if so fail.
+
+        :raises KaiStreamError: ``stream:backend_mismatch``.
+        """
+        # A caller slow to ask for more must not make bytes already waiting look
+        # like silence: the read gets a moment, whatever the time.
+        deadline = max(
+            min(at for _, at in self._announced.values()) + AGENT_WAIT_CHECK,
+            trio.current_time() + 1.0,
+        )
+        if conn.own:
+            # Our reader's socket read can be cancelled and tried again.
+            with trio.move_on_at(deadline):
+                return await reads.__anext__()
+            await self._check_announced()
+            return await reads.__anext__()
+        # httpx's reads cannot be resumed once cancelled: the check runs beside
+        # the read, which is cancelled only when the stream fails anyway.
+        mismatch: KaiStreamError | None = None
+
+        async def watch(scope: trio.CancelScope) -> None:
+            nonlocal mismatch
+            await trio.sleep_until(deadline)
+            try:
+                await self._check_announced()
+            except KaiStreamError as error:
+                mismatch = error
+                scope.cancel()
+
+        ended: StopAsyncIteration | httpx.HTTPError | None = None
+        data = b""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, nursery.cancel_scope)
+            try:
+                data = await reads.__anext__()
+            except (StopAsyncIteration, httpx.HTTPError) as exc:
+                ended = exc
+            nursery.cancel_scope.cancel()
+        if mismatch is not None:
+            raise mismatch
+        if ended is not None:
+            raise ended
+        return data
+
+    async def _check_announced(self) -> None:
+        """Ask ``agent_waits`` about the tools announced; forget them if none waits.
+
+        :raises KaiStreamError: ``stream:backend_mismatch``.
+        """
+        waits = self._agent_waits
+        assert waits is not None
+        for name, _ in list(self._announced.values()):
+            if await waits(name):
+                raise KaiStreamError(
+                    f"the server announced the tool {printable(name, 100)!r} and is "
+                    "waiting for its approval, as kai-agent does; this client was not "
+                    "set up for kai-agent, so it cannot answer (use --service agent, "
+                    "or KaiClient(backend='agent'))",
+                    code="stream:backend_mismatch",
+                )
+        self._announced.clear()  # none waits: a slow tool is no mismatch
 
     def _utf8_valid(self, data: bytes) -> bool:
         """Whether this read, after the ones before it, is valid UTF-8 so far.
@@ -712,6 +829,29 @@ def _readable(network: Any) -> bool:
         return bool(network.get_extra_info("is_readable"))
     except Exception:
         return False
+
+
+async def _check_event_stream(response: httpx.Response) -> None:
+    """Refuse (and close) a response that says it is something else than an event stream.
+
+    A missing ``content-type`` is let through; a 204 has no body to check.
+
+    :raises KaiStreamError: ``stream:not_event_stream``.
+    """
+    kind = response.headers.get("content-type")
+    if kind is None or response.status_code == 204:
+        return
+    media = kind.split(";", 1)[0].strip().lower()
+    if media == "text/event-stream":
+        return
+    await close_response(response)
+    shown = printable(media, 80)
+    raise KaiStreamError(
+        f"the server answered {response.status_code} with {shown or 'an empty type'}, "
+        "not an event stream "
+        f"(is {response.url.scheme}://{response.url.host} the Kai API?)",
+        code="stream:not_event_stream",
+    )
 
 
 def _utf8_checker() -> codecs.IncrementalDecoder:

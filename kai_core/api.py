@@ -482,7 +482,8 @@ def decode_response(cls: type[_T], content: bytes | str, what: str = "") -> _T:
             return result
         decoded: _T = decoder.decode(content)
         return decoded
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than msgspec follows (~1000 levels).
         name = what or getattr(cls, "__name__", str(cls))
         raise KaiError(
             f"the server answered with an unexpected body for {name}: {exc}",

@@ -421,18 +421,19 @@ def decode_chunk(payload: bytes | str) -> Chunk:
         return _known_decoder.decode(payload)
     except msgspec.ValidationError as exc:
         first_error: Exception = exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than msgspec follows (~1000 levels).
         raise _malformed(payload, exc) from None
     try:
         kind = _type_decoder.decode(payload).type
-    except (msgspec.MsgspecError, UnicodeDecodeError):
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
         raise _malformed(payload, first_error) from None
     if kind in KNOWN_CHUNK_TYPES:
         raise _malformed(payload, first_error)
     if kind.startswith("data-"):
         try:
             return _data_decoder.decode(payload)
-        except (msgspec.MsgspecError, UnicodeDecodeError) as exc:
+        except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError) as exc:
             raise _malformed(payload, exc) from None
     raw = payload.encode() if isinstance(payload, str) else bytes(payload)
     return UnknownChunk(type=kind, raw=raw)

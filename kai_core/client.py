@@ -16,7 +16,8 @@ lifetime is a block::
 Plain requests (everything else) raise the exceptions of
 :mod:`kai_core.exceptions`; ``GET`` requests and votes are retried on
 connection errors and 429/502/503/504. ``POST /api/chat`` is never retried.
-A stream cut mid-answer is resumed on kai-assistant (``resume_attempts``).
+A stream cut mid-answer is resumed on kai-assistant, or a backend not named
+(``resume_attempts``).
 A log that fails once the request has left is reported (``on_log_error``)
 and turned off; the answer keeps coming. See ``docs/reliability.md``.
 """
@@ -55,7 +56,7 @@ from .api import (
     decode_response,
     encode_request,
 )
-from .discovery import KaiBackend, discover, parse_backend
+from .discovery import KaiBackend, check_https, discover, parse_backend
 from .exceptions import KaiError, KaiLogError
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
@@ -96,12 +97,15 @@ class KaiClient(StreamMethods):
     :param stream_read_timeout: the longest silence allowed between two reads
         of a stream (None: wait forever).
     :param resume_attempts: a stream cut before the end is resumed through
-        ``GET /api/chat/{id}/stream`` (kai-assistant only); this many resumes in a
+        ``GET /api/chat/{id}/stream`` (not on kai-agent); this many resumes in a
         row may bring nothing new before it fails (0 = never resume).
     :param on_log_error: called once with the :class:`KaiLogError` when the log
         fails after a request has left (disk full, ...); logging then stops for
         this client and answers keep coming. None: a :class:`LogFailedWarning`.
     :param transport: an httpx transport to use instead of the network.
+    :param require_https: refuse a plain ``http`` ``base_url`` or
+        ``storage_api_url`` to another machine (``config:insecure_url``); the
+        token would travel unencrypted. Loopback addresses are always allowed.
     """
 
     @classmethod
@@ -120,8 +124,12 @@ class KaiClient(StreamMethods):
             None to prefer kai-agent when the stack lists it.
         :param options: more keyword arguments of the constructor.
         :raises KaiError: ``discovery:http_error``, ``discovery:service_not_found``,
-            ``discovery:no_url``; :class:`KaiConnectionError` when the Storage
-            API cannot be reached.
+            ``discovery:no_url``, ``discovery:bad_url``, ``config:insecure_url``
+            (with ``require_https=True``); :class:`KaiConnectionError` when the
+            Storage API cannot be reached.
+
+        A service in plain ``http`` on another machine gets an
+        :class:`~kai_core.discovery.InsecureURLWarning` (see :func:`~kai_core.discovery.discover`).
         """
         base_url, backend = await discover(
             storage_api_token,
@@ -129,6 +137,7 @@ class KaiClient(StreamMethods):
             service,
             http_timeout=min(timeout, 30.0),
             transport=options.get("transport"),
+            require_https=bool(options.get("require_https")),
         )
         return cls(
             storage_api_token,
@@ -159,7 +168,11 @@ class KaiClient(StreamMethods):
         resume_attempts: int = 2,
         on_log_error: Callable[[KaiLogError], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        require_https: bool = False,
     ) -> None:
+        if require_https:
+            check_https(base_url, "the Kai server URL", require_https=True)
+            check_https(storage_api_url, "the Storage API URL", require_https=True)
         self.base_url = base_url.rstrip("/")
         self.storage_api_url = storage_api_url
         self.timeout = timeout
@@ -304,10 +317,10 @@ class KaiClient(StreamMethods):
     async def get_votes(self, chat_id: str) -> list[Vote]:
         """``GET /api/vote?chatId=``: the votes on the chat's messages (either wire format)."""
         response = await self._call("GET", "/api/vote", params={"chatId": chat_id})
-        data = msgspec.json.decode(self._http.body(response))
-        items = data if isinstance(data, list) else (data or {}).get("votes", [])
+        data = decode_response(object, self._http.body(response), "the votes")
+        items = data.get("votes") if isinstance(data, dict) else data
         try:
-            return msgspec.convert(items, list[Vote])
+            return msgspec.convert([] if items is None else items, list[Vote])
         except msgspec.ValidationError as exc:
             raise KaiError(
                 f"the server answered with unexpected votes: {exc}", code="response:invalid"

@@ -7,19 +7,37 @@ or ``kai-assistant`` (the legacy one). Errors carry kai-client's codes:
 
 :func:`verify_token` asks the same Storage API whose token it is
 (``GET /v2/storage/tokens/verify``), for ``kai verify``.
+
+A service URL that is not ``http(s)://host`` is refused (``discovery:bad_url``);
+one in plain ``http`` to a host other than this machine gets an
+:class:`InsecureURLWarning`, or is refused (``config:insecure_url``) with
+``require_https=True``: the Storage API token would travel in clear text.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import warnings
 
 import httpx
 
 from ._http import RetryPolicy, Transport
 from .api import StorageIndex, TokenInfo, decode_response
-from .exceptions import KaiError
+from .exceptions import KaiError, printable
 
-__all__ = ["KaiBackend", "discover", "parse_backend", "verify_token"]
+__all__ = [
+    "InsecureURLWarning",
+    "KaiBackend",
+    "check_https",
+    "discover",
+    "parse_backend",
+    "verify_token",
+]
+
+
+class InsecureURLWarning(UserWarning):
+    """Discovery found a Kai service in plain ``http`` on another machine."""
 
 
 class KaiBackend(enum.StrEnum):
@@ -50,6 +68,38 @@ def parse_backend(value: str | KaiBackend | None) -> KaiBackend | None:
         raise ValueError(f"unknown Kai backend {value!r}: use 'agent' or 'assistant'") from None
 
 
+def _is_local(host: str) -> bool:
+    """Whether ``host`` is this machine (``localhost`` or a loopback address)."""
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_https(url: str, what: str, *, require_https: bool) -> bool:
+    """Whether ``url`` keeps the token safe: ``https``, or ``http`` to this machine.
+
+    :param what: what the URL is, for the message (e.g. ``"the Kai service"``).
+    :raises KaiError: ``config:insecure_url`` when it does not and ``require_https``.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return True  # not a URL at all: the request says so
+    if parsed.scheme != "http" or _is_local(parsed.host):
+        return True
+    if require_https:
+        raise KaiError(
+            f"{what} is plain http on another machine ({parsed.scheme}://{parsed.host}), "
+            "and https is required (--require-https / KAI_REQUIRE_HTTPS): "
+            "the Storage API token would travel unencrypted",
+            code="config:insecure_url",
+        )
+    return False
+
+
 async def discover(
     storage_api_token: str,
     storage_api_url: str,
@@ -58,21 +108,27 @@ async def discover(
     http_timeout: float = 30.0,
     retry: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    require_https: bool = False,
 ) -> tuple[str, KaiBackend]:
     """Return ``(base_url, backend)`` of the stack's Kai service.
 
     :param service: the backend to look for; None prefers ``kai-agent`` when
         the stack lists it, else ``kai-assistant``.
     :param http_timeout: seconds for each phase of the request.
+    :param require_https: refuse a plain ``http`` Storage API or service URL
+        to another machine (else such a service URL gets an :class:`InsecureURLWarning`).
     :raises KaiError: ``discovery:http_error`` when the Storage API answers
         with an error (the subclass follows the status, e.g.
         :class:`~kai_core.exceptions.KaiAuthenticationError` for 401),
-        ``discovery:service_not_found``, ``discovery:no_url``.
+        ``discovery:service_not_found``, ``discovery:no_url``,
+        ``discovery:bad_url`` (not an ``http(s)`` URL with a host),
+        ``config:insecure_url``.
     :raises KaiConnectionError: the Storage API cannot be reached.
     :raises KaiTimeoutError: it did not answer in time.
     """
     wanted = parse_backend(service)
     storage_api_url = storage_api_url.rstrip("/")
+    check_https(storage_api_url, "the Storage API URL", require_https=require_https)
     http = _storage_api(storage_api_token, storage_api_url, http_timeout, retry, transport)
     try:
         try:
@@ -105,7 +161,26 @@ async def discover(
         )
     if not found.url:
         raise KaiError(f"{backend.value} service has no URL", code="discovery:no_url")
-    return found.url.rstrip("/"), backend
+    url = found.url.rstrip("/")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        shown = printable(url)
+        raise KaiError(
+            f"{backend.value} service has a URL that is not http(s)://host: {shown!r}",
+            code="discovery:bad_url",
+        )
+    what = f"the {backend.value} service the Storage API lists"
+    if not check_https(url, what, require_https=require_https):
+        warnings.warn(
+            f"{what} is plain http on another machine ({parsed.host}): the Storage API "
+            "token travels unencrypted (--require-https / KAI_REQUIRE_HTTPS refuses this)",
+            InsecureURLWarning,
+            stacklevel=2,
+        )
+    return url, backend
 
 
 async def verify_token(

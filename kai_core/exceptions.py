@@ -135,6 +135,15 @@ class KaiLogError(KaiError):
     """The local event log cannot be opened, read or written."""
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters, anything not printable shown as ``?``.
+
+    For server-supplied words put into an error message (a host, a content
+    type, a tool name): a terminal must never interpret them.
+    """
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 _BY_TYPE: dict[str, type[KaiError]] = {
     "unauthorized": KaiAuthenticationError,
     "forbidden": KaiForbiddenError,
@@ -169,7 +178,8 @@ def error_from_response(
         body = _flatten_agent_error(body["error"])
     if body is not None and isinstance(body.get("code"), str):
         code: str = body["code"]
-        message = str(body.get("message") or f"HTTP {status}")
+        given = body.get("message")
+        message = given if isinstance(given, str) and given else f"HTTP {status}"
         cause = body.get("cause")
         cls = _BY_TYPE.get(code.split(":", 1)[0]) or _BY_STATUS.get(status, KaiError)
         cause_text = cause if isinstance(cause, str) else None

@@ -44,7 +44,7 @@ from .events import (
     ToolOutputDeniedEvent,
     ToolOutputErrorEvent,
 )
-from .exceptions import KaiError
+from .exceptions import KaiError, KaiNotFoundError
 from .plugins import PluginFailure, Plugins
 from .policy import AnswerInfo, ApprovalContext, ApprovalDecision, ApprovalRequest, VoteDecision
 
@@ -130,6 +130,7 @@ class Session:
         self.last_answer: AnswerInfo | None = None
         self.last_message_id: str | None = None
         self.pending: dict[str, ToolApprovalRequestEvent] = {}
+        self._told_v6 = False  # the note that the server is kai-assistant, once
 
     # -- sending ---------------------------------------------------------------
 
@@ -173,6 +174,13 @@ class Session:
                     if earlier is None:
                         earlier = decided[request.tool_call_id] = await self._decide(request)
                         yield earlier
+                    elif not self._told_v6:
+                        self._told_v6 = True
+                        self.plugins.report(
+                            "note: this server asks for approvals the kai-assistant way; "
+                            "the decision was sent that way (for this server, use "
+                            "--service assistant)"
+                        )
                     answers[request.approval_id] = (earlier.approved, earlier.reason)
                     self.pending.pop(request.tool_call_id, None)
                 stream = self.client.answer_approvals(self.chat_id, answers)
@@ -323,6 +331,11 @@ class Session:
             await self.client.submit_approval(
                 self.chat_id, event.tool_call_id, decided.approved, reason=decided.reason
             )
+        except KaiNotFoundError:
+            # Nothing waited: kai-agent announces tools that run without an approval
+            # ("No pending approval found"), and kai-assistant has no such endpoint
+            # (its v6 request follows, and gets this decision). Neither is an error.
+            pass
         except KaiError as exc:
             # The tool may not have been waiting after all (a permission changed
             # on the server); the stream goes on either way.

@@ -4,8 +4,8 @@ Each command lives in a module under :mod:`kai_shell.commands` and is
 imported only when it runs (or when ``--help`` lists it), so ``kai
 --version`` and ``kai --help`` stay fast: nothing here imports httpx, trio or
 sqlite. Global options are kai-client's (``--token``, ``--url``,
-``--base-url``, ``--service``) plus ours (``--db``, ``--no-log``,
-``--renderer``, ``--policy``, ``--debug``).
+``--base-url``, ``--service``) plus ours (``--require-https``, ``--db``,
+``--no-log``, ``--renderer``, ``--policy``, ``--debug``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,12 @@ class LazyGroup(click.Group):
     type=click.Choice(["agent", "assistant"]),
     help="Backend: agent (current) or assistant (legacy). Discovery prefers agent when "
     "listed; with --base-url it says which backend is there (default: agent).",
+)
+@click.option(
+    "--require-https",
+    is_flag=True,
+    envvar="KAI_REQUIRE_HTTPS",
+    help="Refuse plain-http servers other than this machine (or KAI_REQUIRE_HTTPS=1).",
 )
 @click.option(
     "--db", envvar="KAI_DB", type=click.Path(dir_okay=False), help="Event log file (or KAI_DB)."

@@ -8,7 +8,9 @@ code   meaning
 2      bad usage (unknown option, bad argument, empty message, bad
        search syntax with --raw, a file that is not a kai export)
 3      missing configuration: no token, no URL, bad policy file, the
-       Kai service (--service) not listed by the Storage API
+       Kai service (--service) not listed by the Storage API (or its
+       URL unusable, or plain http with --require-https), a server that
+       is the other backend than --service says
 4      the server refused the token or the access (401, 403)
 5      not found (unknown chat, vote or stream; 404; a chat not in the log)
 6      the server could not be reached, or timed out
@@ -54,6 +56,9 @@ EXIT_CODES = {
 _CODE_KINDS = {
     "discovery:service_not_found": "config",
     "discovery:no_url": "config",
+    "discovery:bad_url": "config",
+    "config:insecure_url": "config",
+    "stream:backend_mismatch": "config",
     "log:bad_query": "usage",
     "log:bad_import": "usage",
     "log:backup_exists": "usage",

@@ -85,6 +85,7 @@ class Options:
     url: str | None = None
     base_url: str | None = None
     service: str | None = None
+    require_https: bool = False
     db: str | None = None
     no_log: bool = False
     renderer: str | None = None
@@ -104,6 +105,11 @@ class Options:
 
     def resolved_service(self) -> str | None:
         return self.service or os.environ.get("KAI_SERVICE") or None
+
+    def resolved_require_https(self) -> bool:
+        # The variable may come from .env.local, read after click looked.
+        value = os.environ.get("KAI_REQUIRE_HTTPS", "").strip().lower()
+        return self.require_https or value in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -215,6 +221,7 @@ class Runtime:
             if with_log and (self.log is not None or self._has_observers())
             else None
         )
+        require_https = self.options.resolved_require_https()
         if base_url:
             client = KaiClient(
                 storage_api_token=token,
@@ -222,13 +229,28 @@ class Runtime:
                 base_url=base_url,
                 backend=_backend_name(self.options.resolved_service()),
                 log=log,
+                require_https=require_https,
             )
         else:
-            client = await KaiClient.from_storage_api(
-                storage_api_token=token,
-                storage_api_url=url,
-                service=self.options.resolved_service(),
-            )
+            import warnings
+
+            from kai_core.discovery import InsecureURLWarning
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", InsecureURLWarning)
+                client = await KaiClient.from_storage_api(
+                    storage_api_token=token,
+                    storage_api_url=url,
+                    service=self.options.resolved_service(),
+                    require_https=require_https,
+                )
+            for warning in caught:
+                if issubclass(warning.category, InsecureURLWarning):
+                    self.say(f"warning: {warning.message}")
+                else:  # not ours to show differently
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
             client.log = log
         client.on_log_error = self._log_failed
         async with client:

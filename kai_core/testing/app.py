@@ -17,7 +17,7 @@ from typing import Any, Literal
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -292,6 +292,9 @@ class EmulatorApp:
         return SSEResponse(record, self.faults.take_stream())
 
     async def approval(self, request: Request, user_id: str) -> Response:
+        if self.backend == "assistant":
+            # kai-assistant has no such endpoint: its app answers any unknown path so.
+            return PlainTextResponse("Not Found", status_code=404)
         chat_id = request.path_params["chat_id"]
         body = await json_body(request)
         tool_use_id, approved = body.get("toolUseId"), body.get("approved")
