@@ -304,6 +304,33 @@ def test_twenty_chats_at_once_each_in_order(agent: EmulatorThread) -> None:
     assert answers == ["".join(f"{n}:{i} " for i in range(60)) for n in range(20)]
 
 
+def test_a_slow_consumer_pauses_the_trio_side(
+    agent: EmulatorThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kai_core.aio import _portal
+
+    monkeypatch.setattr(_portal, "HIGH", 8)
+    monkeypatch.setattr(_portal, "LOW", 2)
+    agent.run(
+        agent.emulator.script, lambda text: [Step([Say(*(f"{i} " for i in range(300)))])], "many"
+    )
+
+    async def main() -> tuple[str, int]:
+        async with KaiClient(**agent.client_options()) as client:
+            stream = client.send_message(client.new_chat_id(), "many")
+            pieces, most = [], 0
+            async for event in stream:
+                most = max(most, len(stream._pipe.items))  # type: ignore[union-attr]
+                if isinstance(event, TextEvent):
+                    pieces.append(event.text)
+                await asyncio.sleep(0)  # a consumer slower than the network
+            return "".join(pieces), most
+
+    text, most = asyncio.run(main())
+    assert text == "".join(f"{i} " for i in range(300))
+    assert most <= 8 + 1  # HIGH, and the end of the stream
+
+
 def kai_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("kai-aio")]
 

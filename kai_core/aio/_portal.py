@@ -272,12 +272,13 @@ def _fail(future: asyncio.Future[Any], error: BaseException) -> None:
 class Pipe(Generic[T]):
     """Items from the trio thread to one asyncio consumer (see the module's docstring).
 
-    The trio side calls :meth:`put` per item and :meth:`end` once; the
-    asyncio side reads :attr:`items` itself and calls :meth:`wait` when it is
-    empty, and :meth:`took` after taking an item.
+    The trio side calls :meth:`put` per item (and :meth:`room` when it says
+    so) and :meth:`end` once; the asyncio side reads :attr:`items` itself,
+    calls :meth:`wait` when it is empty, and :meth:`took` after taking an item
+    while :attr:`paused`.
     """
 
-    __slots__ = ("_loop", "_portal", "_room", "_waiter", "_wake_pending", "_want_room", "items")
+    __slots__ = ("_loop", "_portal", "_room", "_waiter", "_wake_pending", "items", "paused")
 
     def __init__(self, portal: Portal, loop: asyncio.AbstractEventLoop) -> None:
         self.items: collections.deque[Any] = collections.deque()
@@ -286,23 +287,30 @@ class Pipe(Generic[T]):
         self._wake_pending = False
         self._waiter: asyncio.Future[None] | None = None
         self._room: trio.Event | None = None
-        self._want_room = False
+        self.paused = False
+        """The trio side waits for room (see :meth:`took`)."""
 
     # trio side
 
-    async def put(self, item: T) -> None:
-        """Hand ``item`` over; waits (in trio) while the consumer is :data:`HIGH` behind."""
+    def put(self, item: T) -> bool:
+        """Hand ``item`` over; True when the consumer is :data:`HIGH` behind: then
+        ``await`` :meth:`room` before the next one. (Not a coroutine: most items
+        need no waiting, and a coroutine per event costs.)
+        """
         items = self.items
         items.append(item)
         if not self._wake_pending:
             self._wake_pending = True
             if not self._portal.notify(self._wake):
                 raise LoopGone  # nobody is left to consume: stop producing
-        if len(items) >= HIGH:
-            room = self._room = trio.Event()
-            self._want_room = True
-            if len(items) >= HIGH:
-                await room.wait()
+        return len(items) >= HIGH
+
+    async def room(self) -> None:
+        """Wait until the consumer is back under :data:`LOW` items behind."""
+        room = self._room = trio.Event()
+        self.paused = True
+        if len(self.items) >= HIGH:
+            await room.wait()
 
     def end(self, signal: object) -> None:
         """Hand over the last item (the end, or the failure)."""
@@ -328,8 +336,8 @@ class Pipe(Generic[T]):
 
     def took(self) -> None:
         """Resume a paused trio side once few items are left."""
-        if self._want_room and len(self.items) <= LOW:
-            self._want_room = False
+        if self.paused and len(self.items) <= LOW:
+            self.paused = False
             room = self._room
             if room is not None:
                 self._portal.run_soon(room.set)

@@ -56,8 +56,10 @@ class _Reader:
                 if self.opens:
                     await source.__aenter__()  # type: ignore[attr-defined]
                     pipe.end(_OPENED)
+                put = pipe.put
                 async for event in source:
-                    await pipe.put(event)
+                    if put(event):
+                        await pipe.room()
                 pipe.end(_END)
         except trio.Cancelled:
             pipe.end(_Signal("failed", ClosedError("the client was closed during this stream")))
@@ -185,7 +187,8 @@ class EventStream:
         while True:
             if items:
                 item = items.popleft()
-                pipe.took()
+                if pipe.paused:
+                    pipe.took()
                 if item.__class__ is _Signal:
                     self._signal(item)
                     continue
