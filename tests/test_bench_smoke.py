@@ -129,3 +129,21 @@ def test_bench_startup_runs(bench_env: dict[str, str]) -> None:
         args.append("--no-kai-client")  # never install from the network in a test
     out = run_script(args, bench_env)
     assert "kai-shell to prompt" in out
+
+
+def test_bench_aio_runs(bench_env: dict[str, str]) -> None:
+    out = run_script(
+        [
+            str(BENCH / "bench_aio.py"),
+            "--rounds",
+            "1",
+            "--cycles",
+            "2",
+            "--calls",
+            "10",
+            "--events",
+            "2000",
+        ],
+        bench_env,
+    )
+    assert "wake-ups for 4 bursts" in out
