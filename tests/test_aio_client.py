@@ -221,6 +221,56 @@ def test_cancelling_the_task_closes_the_stream_and_logs_cancelled(
     asyncio.run(main())
 
 
+def test_the_server_sees_the_close_before_cancelled_error_arrives() -> None:
+    # A bare loopback server streaming one event and then nothing: it records the
+    # moment the client's end of the connection closes (EOF on its socket).
+    frame = b'data: {"type":"text-delta","id":"t","delta":"hi "}\n\n'
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        b"x-vercel-ai-ui-message-stream: v1\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    start = b'data: {"type":"start"}\n\ndata: {"type":"text-start","id":"t"}\n\n' + frame
+
+    async def main() -> None:
+        closed = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(head + b"%x\r\n%b\r\n" % (len(start), start))
+            await writer.drain()
+            while await reader.read(65536):  # the request body, then EOF
+                pass
+            closed.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with (
+            server,
+            KaiClient(
+                "a-token-of-test", "http://127.0.0.1:9", base_url=f"http://127.0.0.1:{port}"
+            ) as client,
+        ):
+            got = asyncio.Event()
+
+            async def consume() -> None:
+                async for event in client.send_message(client.new_chat_id(), "hi"):
+                    if isinstance(event, TextEvent):
+                        got.set()
+
+            task = asyncio.create_task(consume())
+            await got.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The client closed its socket before the task saw CancelledError: the
+            # EOF is already on the server's side (a hang guard, not a clock check).
+            async with asyncio.timeout(30):
+                await closed.wait()
+
+    asyncio.run(main())
+
+
 def test_break_out_of_async_for_closes_promptly(agent: EmulatorThread, tmp_path: Path) -> None:
     agent.run(agent.emulator.script, lambda text: slow_answer(), "slowly")
     log = EventLog(tmp_path / "kai.db")

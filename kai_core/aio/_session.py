@@ -22,7 +22,7 @@ from ._stream import EventStream
 if TYPE_CHECKING:
     from ..events import ToolApprovalRequestEvent
     from ..plugins import Plugins
-    from ..policy import AnswerInfo, ApprovalDecision
+    from ..policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
     from ._client import KaiClient
 
 __all__ = ["Session"]
@@ -50,8 +50,8 @@ class Session:
         *,
         chat_id: str | None = None,
         plugins: Plugins | None = None,
-        ask: Callable[[Any], Awaitable[Any]] | None = None,
-        ask_vote: Callable[[Any], Awaitable[Any]] | None = None,
+        ask: Callable[[ApprovalRequest], Awaitable[ApprovalDecision | None]] | None = None,
+        ask_vote: Callable[[AnswerInfo], Awaitable[VoteDecision | None]] | None = None,
     ) -> None:
         self.client = client
         portal = client._portal
