@@ -104,6 +104,30 @@ def test_every_public_method_has_a_typed_counterpart() -> None:
         assert ours_sig == theirs_sig, name
 
 
+def test_from_storage_api_discovers_or_fails_without_leaving_a_thread(
+    agent: EmulatorThread,
+) -> None:
+    from kai_core.aio import KaiBackend, KaiError
+
+    emulator = agent.emulator
+
+    async def main() -> None:
+        async with await KaiClient.from_storage_api(
+            emulator.token, emulator.storage_api_url
+        ) as client:
+            assert client.backend is KaiBackend.AGENT
+            assert client.base_url == emulator.base_url
+            assert (await client.ping()).timestamp
+        with pytest.raises(KaiError) as error:
+            await KaiClient.from_storage_api(
+                emulator.token, emulator.storage_api_url, service="assistant"
+            )
+        assert error.value.code == "discovery:service_not_found"
+        assert kai_threads() == []
+
+    asyncio.run(main())
+
+
 def test_kai_client_names_are_importable_from_aio() -> None:
     from kai_core.aio import KaiError, SSEStreamParser, ToolApprovalRequestEvent
 
