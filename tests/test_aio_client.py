@@ -104,6 +104,27 @@ def test_every_public_method_has_a_typed_counterpart() -> None:
         assert ours_sig == theirs_sig, name
 
 
+def test_a_new_trio_method_flows_through_before_it_is_listed() -> None:
+    # What happens when kai_core.KaiClient gains a method (as a merge may bring):
+    # it is bridged at import, by its kind, and works; the test above then asks
+    # for its typed line.
+    code = (
+        "import asyncio, trio\n"
+        "from kai_core import client\n"
+        "async def verify(self, n: int, *, twice: bool = False) -> str:\n"
+        "    await trio.sleep(0)\n"
+        "    return str(n * (2 if twice else 1)) + ':' + trio.lowlevel.current_task().name\n"
+        "client.KaiClient.verify = verify\n"
+        "from kai_core.aio import _client, KaiClient\n"
+        "async def main():\n"
+        "    async with KaiClient('a-token-of-test', 'http://127.0.0.1:9') as c:\n"
+        "        return await c.verify(21, twice=True)\n"
+        "print(_client.FILLED_IN, asyncio.run(main()).split(':')[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["['verify']", "42"]
+
+
 def test_from_storage_api_discovers_or_fails_without_leaving_a_thread(
     agent: EmulatorThread,
 ) -> None:
