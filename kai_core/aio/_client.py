@@ -196,7 +196,7 @@ class KaiClient:
     # -- lifetime ------------------------------------------------------------------
 
     async def __aenter__(self) -> KaiClient:
-        await self._portal.start()
+        self._portal.start()
         return self
 
     async def __aexit__(

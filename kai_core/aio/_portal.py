@@ -87,7 +87,12 @@ async def settled(future: asyncio.Future[Any]) -> None:
 
 
 class Portal:
-    """One trio run in a daemon thread, started on first use, bound to one asyncio loop."""
+    """One trio run in a daemon thread, started on first use, bound to one asyncio loop.
+
+    Work handed over before the trio run is ready waits in a list that the
+    run takes first, so that nobody waits for the thread to start: the first
+    request leaves as soon as the run exists.
+    """
 
     def __init__(self, name: str = "kai-aio") -> None:
         self.name = name
@@ -97,12 +102,15 @@ class Portal:
         self._nursery: trio.Nursery | None = None
         self._stop: trio.Event | None = None
         self._thread: threading.Thread | None = None
-        self._started: asyncio.Future[None] | None = None
         self._finished: asyncio.Future[None] | None = None
         self._cleanups: list[Callable[[], Awaitable[object]]] = []
+        # Calls for the trio thread made before its run was ready (None once it is).
+        # Reentrant: a stream's __del__ (the garbage collector) may call run_soon anywhere.
+        self._early: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "running" if self.token else "idle"
+        state = "closed" if self.closed else "running" if self._thread else "idle"
         return f"<Portal {self.name} {state}>"
 
     # -- the asyncio side --------------------------------------------------------
@@ -125,40 +133,26 @@ class Portal:
         """Run ``cleanup`` in trio after every task has ended, before the thread exits."""
         self._cleanups.append(cleanup)
 
-    async def start(self) -> trio.lowlevel.TrioToken:
-        """The trio run's token; the thread is started on first use."""
+    def start(self) -> None:
+        """Start the thread, if not yet (returns at once: see the class docstring)."""
         loop = self.bind()
-        if self.token is not None:
-            return self.token
-        if self._started is None:
-            self._started = loop.create_future()
+        if self._thread is None:
             self._finished = loop.create_future()
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
-        started = self._started
-        if not started.done():
-            try:
-                await asyncio.shield(started)
-            except asyncio.CancelledError:
-                await settled(started)
-                raise
-        if self.closed or self.token is None:
-            raise ClosedError(_CLOSED)
-        return self.token
 
     def submit(self, job: Callable[[], Awaitable[object]]) -> None:
         """Start ``job`` as a task of the trio run (returns at once)."""
-        token, nursery = self.token, self._nursery
-        if token is None or nursery is None or self.closed:
+        if self.closed or not self.run_soon(self._spawn, job):
             raise ClosedError(_CLOSED)
-        try:
-            token.run_sync_soon(nursery.start_soon, job)
-        except trio.RunFinishedError:
-            raise ClosedError(_CLOSED) from None
 
     def run_soon(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` on the trio thread soon; False when the run is over."""
-        token = self.token
+        with self._lock:
+            if self._early is not None:
+                self._early.append((fn, args))
+                return True
+            token = self.token
         if token is None:
             return False
         try:
@@ -170,7 +164,7 @@ class Portal:
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Await ``fn()`` in trio; its result or exception comes back here."""
         loop = self.bind()
-        await self.start()
+        self.start()
         done: asyncio.Future[T] = loop.create_future()
         scope = trio.CancelScope()
 
@@ -204,21 +198,18 @@ class Portal:
         if self.loop is not None:
             self.bind()  # closing from another loop is an error too
         self.closed = True
-        started, finished, thread = self._started, self._finished, self._thread
-        if started is None or finished is None or thread is None:
+        finished, thread = self._finished, self._thread
+        if finished is None or thread is None:
             return
-        await settled(started)
-        stop = self._stop
-        if stop is not None:
-            self.run_soon(stop.set)
+        self.run_soon(self._request_stop)
         await settled(finished)
         thread.join()
 
     def abandon(self) -> None:
         """Stop the thread without waiting (the client was garbage-collected unclosed)."""
         self.closed = True
-        if self._stop is not None:
-            self.run_soon(self._stop.set)
+        if self._thread is not None:
+            self.run_soon(self._request_stop)
 
     # -- the trio side -----------------------------------------------------------
 
@@ -233,13 +224,19 @@ class Portal:
             return False
         return True
 
+    def _spawn(self, job: Callable[[], Awaitable[object]]) -> None:
+        assert self._nursery is not None  # calls before the stop run before it (FIFO)
+        self._nursery.start_soon(job)
+
+    def _request_stop(self) -> None:
+        assert self._stop is not None
+        self._stop.set()
+
     def _run(self) -> None:
         try:
             trio.run(self._main)
         finally:
             self.token = None
-            if self._started is not None:
-                self.notify(_resolve, self._started, None)
             if self._finished is not None:
                 self.notify(_resolve, self._finished, None)
 
@@ -248,9 +245,11 @@ class Portal:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self.token = trio.lowlevel.current_trio_token()
-                if self._started is not None:
-                    self.notify(_resolve, self._started, None)
+                with self._lock:
+                    self.token = trio.lowlevel.current_trio_token()
+                    early, self._early = self._early or [], None
+                for fn, args in early:
+                    fn(*args)
                 await self._stop.wait()
                 nursery.cancel_scope.cancel()
         finally:

@@ -220,7 +220,7 @@ class EventStream:
     async def _start(self, *, opens: bool) -> Pipe[Event]:
         portal = self._portal
         loop = portal.bind()
-        await portal.start()
+        portal.start()
         self._state = "open"
         pipe = self._pipe = Pipe(portal, loop)
         reader = self._reader = _Reader(self._source, pipe, opens)
