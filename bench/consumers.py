@@ -15,6 +15,8 @@ Kinds:
 
 - ``kai-client``: kai-client 0.12 ``KaiClient.send_message`` under asyncio.
 - ``kai``: our ``KaiClient.send_message``, no event log.
+- ``kai-aio``: our ``kai_core.aio.KaiClient.send_message`` under asyncio, no
+  event log (the trio client in its worker thread, events handed to asyncio).
 - ``kai-log``: the same with the durable log on (a fresh SQLite file).
 - ``kai-nokeep``: the same as ``kai`` but dropping the assembled message's
   content as it goes, so peak RSS shows what the stream itself costs.
@@ -71,12 +73,18 @@ class Meter:
         self.wall = 0.0
         self.cpu = 0.0
         self.rss_before = 0
+        self.first: float | None = None
         self.extra: dict[str, Any] = {}
 
     def start(self) -> None:
         self.rss_before = _rss_kib()
         self._w = time.perf_counter()
         self._c = time.process_time()
+
+    def first_event(self) -> None:
+        """The first event arrived: its latency counts from :meth:`start`."""
+        if self.first is None:
+            self.first = time.perf_counter() - self._w
 
     def stop(self) -> None:
         self.wall = time.perf_counter() - self._w
@@ -89,6 +97,7 @@ class Meter:
             "wall": self.wall,
             "cpu": self.cpu,
             "rss_before_kib": self.rss_before,
+            **({"first": self.first} if self.first is not None else {}),
             **self.extra,
         }
 
@@ -96,24 +105,37 @@ class Meter:
 # -- kai-client (asyncio) ---------------------------------------------------------------
 
 
-def run_kai_client(url: str, m: Meter) -> None:
+def _run_asyncio_client(client_class: Any, url: str, m: Meter) -> None:
+    """``send_message`` of an asyncio client: kai-client's, or ours (the same signature)."""
     import asyncio
-
-    from kai_client import KaiClient
 
     async def main() -> None:
         m.start()
-        async with KaiClient(
+        async with client_class(
             storage_api_token=TOKEN, storage_api_url=STORAGE_URL, base_url=url
         ) as client:
             chat_id = client.new_chat_id()
             n = 0
             async for _event in client.send_message(chat_id, "benchmark"):
+                if not n:
+                    m.first_event()
                 n += 1
             m.stop()
             m.items = n
 
     asyncio.run(main())
+
+
+def run_kai_client(url: str, m: Meter) -> None:
+    from kai_client import KaiClient
+
+    _run_asyncio_client(KaiClient, url, m)
+
+
+def run_kai_aio(url: str, m: Meter) -> None:
+    from kai_core.aio import KaiClient
+
+    _run_asyncio_client(KaiClient, url, m)
 
 
 # -- ours (trio) ------------------------------------------------------------------------
@@ -140,6 +162,8 @@ def _run_kai(url: str, m: Meter, *, log: bool, keep: bool) -> None:
                 n = 0
                 if keep:
                     async for _event in stream:
+                        if not n:
+                            m.first_event()
                         n += 1
                 else:
                     n = await _drain_forgetting(stream)
@@ -552,6 +576,7 @@ def run_socket(url: str, m: Meter) -> None:
 KINDS: dict[str, Callable[[str, Meter], None]] = {
     "kai-client": run_kai_client,
     "kai": lambda url, m: _run_kai(url, m, log=False, keep=True),
+    "kai-aio": run_kai_aio,
     "kai-log": lambda url, m: _run_kai(url, m, log=True, keep=True),
     "kai-nokeep": lambda url, m: _run_kai(url, m, log=False, keep=False),
     "httpx-raw": run_httpx_raw,

@@ -73,7 +73,7 @@ async def test_server_streams_the_framing_of_the_sdk(
 
 
 def test_bench_stream_runs(bench_env: dict[str, str], tmp_path: Path) -> None:
-    consumers = "kai,kai-log,kai-nokeep,httpx-raw,httpx-sse,kai-decode,h1-assemble,socket"
+    consumers = "kai,kai-aio,kai-log,kai-nokeep,httpx-raw,httpx-sse,kai-decode,h1-assemble,socket"
     out_json = tmp_path / "out.json"
     out = run_script(
         [
@@ -113,7 +113,7 @@ def test_bench_stream_against_kai_client(bench_env: dict[str, str]) -> None:
         ],
         bench_env,
     )
-    assert "Targets (issue 7)" in out
+    assert "Targets (issues 7 and 17)" in out
 
 
 def test_bench_pipeline_runs(bench_env: dict[str, str]) -> None:
@@ -129,3 +129,21 @@ def test_bench_startup_runs(bench_env: dict[str, str]) -> None:
         args.append("--no-kai-client")  # never install from the network in a test
     out = run_script(args, bench_env)
     assert "kai-shell to prompt" in out
+
+
+def test_bench_aio_runs(bench_env: dict[str, str]) -> None:
+    out = run_script(
+        [
+            str(BENCH / "bench_aio.py"),
+            "--rounds",
+            "1",
+            "--cycles",
+            "2",
+            "--calls",
+            "10",
+            "--events",
+            "2000",
+        ],
+        bench_env,
+    )
+    assert "wake-ups for 4 bursts" in out
