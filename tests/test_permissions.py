@@ -351,6 +351,7 @@ def test_a_rule_keeps_its_text_and_keys() -> None:
 
 BROKEN: list[tuple[str, str | bytes, str, int | None]] = [
     ("toml syntax", '[permissions]\nallow = ["a"\ndeny = []\n', "invalid TOML", 3),
+    ("toml cut short", "[permissions]\ndeny = [\n", "invalid TOML", 2),
     ("not utf-8", b'[permissions]\nallow = ["a"]\n\xff\n', "is not UTF-8 text", 3),
     ("unknown top key", "[permissions]\nallow = []\n[rules]\nx = 1\n", "unknown key 'rules'", 3),
     ("unknown top scalar", 'mode = "strict"\n', "unknown key 'mode'", 1),

@@ -134,10 +134,11 @@ def _decode(path: Path) -> tuple[str, dict[str, Any]]:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_LINE.search(str(exc))
+        at = int(found[1]) if found else None
+        if at is None and "end of document" in str(exc):
+            at = max(len(text.splitlines()), 1)
         message = _TOML_LINE.sub("", str(exc)).strip()
-        raise PolicyError(
-            path, f"invalid TOML: {message}", int(found[1]) if found else None
-        ) from None
+        raise PolicyError(path, f"invalid TOML: {message}", at) from None
 
 
 def read_policy_file(path: Path | str, scope: str) -> PolicyFile:
