@@ -8,7 +8,7 @@ from typing import Any
 import click
 import msgspec
 
-__all__ = ["echo_json", "to_snake"]
+__all__ = ["echo_json", "to_snake", "visible"]
 
 
 def to_snake(value: Any) -> Any:
@@ -28,3 +28,14 @@ def to_snake(value: Any) -> Any:
 def echo_json(value: Any) -> None:
     """One line of JSON on stdout."""
     click.echo(json.dumps(to_snake(value), default=str, ensure_ascii=False))
+
+
+def visible(text: str) -> str:
+    """``text`` with control and format characters escaped: server text bound for a terminal
+    (a tool name cannot move the cursor, recolour or hide what follows it)."""
+    import unicodedata
+
+    return "".join(
+        ch.encode("unicode_escape").decode() if unicodedata.category(ch) in ("Cc", "Cf") else ch
+        for ch in text
+    )

@@ -12,9 +12,10 @@ import click
 
 from ..cli import runtime_of
 from ..errors import run_trio
+from ..output import visible
 from ..runtime import UsageError
 
-__all__ = ["audit", "parse_since", "visible"]
+__all__ = ["audit", "parse_since"]
 
 _AGO = re.compile(r"(\d+)\s*([smhd])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -83,16 +84,6 @@ def _as_json(entry: Any) -> dict[str, Any]:
     if entry.input is None:
         data.pop("input")
     return data
-
-
-def visible(text: str) -> str:
-    """``text`` with control and format characters escaped (server text bound for a terminal)."""
-    import unicodedata
-
-    return "".join(
-        ch.encode("unicode_escape").decode() if unicodedata.category(ch) in ("Cc", "Cf") else ch
-        for ch in text
-    )
 
 
 def _as_line(entry: Any) -> str:

@@ -16,8 +16,8 @@ import click
 
 from ..cli import runtime_of
 from ..errors import run_trio
+from ..output import visible
 from ..runtime import UsageError
-from .audit import visible
 
 if TYPE_CHECKING:
     from kai_core.permissions import PermissionSet

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ..cli import runtime_of
-from .audit import visible
+from ..output import visible
 
 __all__ = ["CHECK_EXIT", "policy"]
 
