@@ -99,6 +99,13 @@ async def test_session_rules_decide_before_plugins_and_are_audited(
             (job,) = await decisions(session, "run job keboola.ex-db-mysql 42")
             (asked,) = await decisions(session, "run job keboola.wr-db-snowflake 7")
         entries = read_audit(log)
+        replayed = [
+            (e.tool_call_id, e.approved, e.decided_by, e.rule)
+            for e in log.replay_events(session.chat_id)
+            if isinstance(e, ApprovalDecisionEvent)
+        ]
+    live = [denied, described, created, job, asked]
+    assert replayed == [(e.tool_call_id, e.approved, e.decided_by, e.rule) for e in live]
     # a denied tool never ran: the emulator's state shows it
     assert "in.c-keep" in kai_emulator.state.buckets
     revenue = next(t for t in kai_emulator.state.tables if t["id"].endswith("daily_revenue"))
