@@ -280,7 +280,6 @@ class Session:
         self.last_decision = approval_body(
             event, decided, who, elapsed=elapsed, full_input=self.audit_input
         )
-        self.last_decision["chat_id"] = self.chat_id
         self._log_decision(self.last_decision)
         return decided
 
@@ -290,7 +289,7 @@ class Session:
             return
         from .records import LogRecord
 
-        body = msgspec.json.encode({k: v for k, v in record.items() if k != "chat_id"})
+        body = msgspec.json.encode(record)
         self.client.append_to_log(
             [
                 LogRecord(

@@ -19,7 +19,7 @@ from kai_core.log import EventLog
 from kai_core.permissions import PermissionSet
 from kai_core.plugins import Plugins
 from kai_core.policy import ApprovalDecision, ApprovalRequest
-from kai_core.session import Session
+from kai_core.session import NO_TERMINAL_REASON, Session
 from kai_core.testing import Emulator
 from kai_plugins.policies import AUTO_APPROVE_PLUGIN, AutoApprove
 
@@ -158,7 +158,7 @@ async def test_with_nobody_to_ask_an_ask_is_rejected_with_a_reason(
             (decision,) = await decisions(session, "run job keboola.ex-db-mysql 1")
         (entry,) = read_audit(log)
     assert not decision.approved and decision.decided_by == "no-terminal"
-    assert "no terminal" in (decision.reason or "")
+    assert decision.reason == NO_TERMINAL_REASON
     assert kai_emulator.state.jobs == []
     assert entry.who == {"kind": "no-terminal"}
     assert entry.input == {"component_id": "keboola.ex-db-mysql", "configuration_id": "1"}
