@@ -266,8 +266,12 @@ CASES: list[tuple[str, dict[str, list[str]], str, Any, str, str | None]] = [
 def test_precedence_and_matching(
     rules: dict[str, list[str]], tool: str, tool_input: Any, decision: str, rule: str | None
 ) -> None:
-    verdict = PermissionSet.from_rules(**rules).evaluate(tool, tool_input)
+    permissions = PermissionSet.from_rules(**rules)
+    verdict = permissions.evaluate(tool, tool_input)
     assert (verdict.decision, verdict.rule) == (decision, rule)
+    # Rule.matches (normalising by itself) agrees with the set's evaluation.
+    matching = [r for rs in permissions.rules.values() for r in rs if r.matches(tool, tool_input)]
+    assert [r.text for r in matching][:1] == ([verdict.rule] if verdict.rule else [])
 
 
 def test_the_issues_example_policy(tmp_path: Path) -> None:

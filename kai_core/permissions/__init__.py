@@ -21,7 +21,15 @@ from .engine import (
     user_policy_path,
 )
 from .files import PolicyError, PolicyFile, read_policy_file
-from .rules import ACTIONS, Action, Rule, RuleSyntaxError, parse_rule, strict_text
+from .rules import (
+    ACTIONS,
+    Action,
+    Rule,
+    RuleSyntaxError,
+    allowable_name,
+    parse_rule,
+    strict_text,
+)
 
 __all__ = [
     "ACTIONS",
@@ -37,6 +45,7 @@ __all__ = [
     "Rule",
     "RuleSyntaxError",
     "Verdict",
+    "allowable_name",
     "find_policy_files",
     "load_permissions",
     "parse_rule",

@@ -28,7 +28,7 @@ from typing import Any, Final
 import msgspec
 
 from .files import PolicyError, PolicyFile, read_policy_file
-from .rules import ACTIONS, Action, Rule, parse_rule
+from .rules import ACTIONS, Action, Rule, allowable_name, parse_rule, strict_text
 
 __all__ = [
     "ENV_MANAGED_POLICY",
@@ -161,9 +161,16 @@ class PermissionSet:
 
     def evaluate(self, tool_name: str, tool_input: Any = None) -> Verdict:
         """The verdict on a call of ``tool_name`` with ``tool_input`` (pure, no I/O)."""
+        strict = strict_text(tool_name)
         for action in ACTIONS:
+            if action == "allow":
+                if not allowable_name(tool_name):
+                    break
+                name = tool_name
+            else:
+                name = strict
             for rule in self.rules[action]:
-                if rule.matches(tool_name, tool_input):
+                if rule.matches_normalised(name, tool_input):
                     return _verdict(rule)
         return NO_RULE
 

@@ -32,7 +32,15 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-__all__ = ["ACTIONS", "Action", "Rule", "RuleSyntaxError", "parse_rule", "strict_text"]
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "Rule",
+    "RuleSyntaxError",
+    "allowable_name",
+    "parse_rule",
+    "strict_text",
+]
 
 Action = Literal["allow", "ask", "deny"]
 ACTIONS: Final[tuple[Action, ...]] = ("deny", "ask", "allow")
@@ -55,7 +63,8 @@ def strict_text(text: str) -> str:
     return "".join(ch for ch in normal if unicodedata.category(ch) not in ("Cc", "Cf"))
 
 
-def _allowable_name(name: str) -> bool:
+def allowable_name(name: str) -> bool:
+    """Whether an allow rule may match ``name``: non-empty printable ASCII."""
     return name.isascii() and name.isprintable() and bool(name)
 
 
@@ -89,18 +98,19 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
         return self.path
 
     def matches(self, tool_name: str, tool_input: Any = None) -> bool:
-        """Whether this rule applies to a call of ``tool_name`` with ``tool_input``.
+        """Whether this rule applies to a call of ``tool_name`` with ``tool_input``
+        (the name normalised as this rule's action requires)."""
+        if self.action == "allow":
+            return allowable_name(tool_name) and self.matches_normalised(tool_name, tool_input)
+        return self.matches_normalised(strict_text(tool_name), tool_input)
 
-        ``tool_name`` is taken as it is; :class:`~kai_core.permissions.PermissionSet`
-        normalises it per action before asking.
-        """
-        strict = self.action != "allow"
-        if strict:
-            tool_name = strict_text(tool_name)
-        elif not _allowable_name(tool_name):
-            return False
+    def matches_normalised(self, tool_name: str, tool_input: Any = None) -> bool:
+        """:meth:`matches` for a name already normalised (:func:`strict_text` for
+        deny and ask rules, checked with :func:`allowable_name` for allow rules):
+        a set of rules normalises the name once, not once per rule."""
         if not fnmatchcase(tool_name, self.tool):
             return False
+        strict = self.action != "allow"
         return all(_key_matches(tool_input, key, glob, strict) for key, glob in self.keys)
 
 
