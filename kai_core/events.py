@@ -230,8 +230,10 @@ class AbortEvent(_Event, frozen=True, kw_only=True):
 class ApprovalDecisionEvent(_Event, frozen=True, kw_only=True):
     """A decision on a tool approval request, made on this side (not a wire chunk).
 
-    ``decided_by`` names the policy plugin, ``user``, or ``no-terminal`` when
-    nobody could be asked and the tool was rejected.
+    ``decided_by`` names the policy plugin, ``user``, ``rule`` (a permission
+    rule, whose text is ``rule``), ``server`` (Kai's own setting),
+    ``auto-approve``, or ``no-terminal`` when nobody could be asked and the
+    tool was rejected.
     """
 
     type: ClassVar[str] = "approval-decision"
@@ -241,6 +243,7 @@ class ApprovalDecisionEvent(_Event, frozen=True, kw_only=True):
     approved: bool
     reason: str | None = None
     decided_by: str
+    rule: str | None = None
 
 
 class MessageMetadataEvent(_Event, frozen=True, kw_only=True):

@@ -42,22 +42,28 @@ class ApprovalDecision(msgspec.Struct, frozen=True, kw_only=True):
     """A decision on one tool call, and who or what made it.
 
     ``decided_by`` is filled in by kai with the plugin's name (or ``user``)
-    when the policy leaves it empty.
+    when the policy leaves it empty. ``rule`` is the text of the rule a
+    policy applied, if it has rules: the audit trail shows it.
     """
 
     approved: bool
     reason: str | None = None
     decided_by: str | None = None
+    rule: str | None = None
 
     @classmethod
-    def approve(cls, reason: str | None = None, decided_by: str | None = None) -> ApprovalDecision:
+    def approve(
+        cls, reason: str | None = None, decided_by: str | None = None, rule: str | None = None
+    ) -> ApprovalDecision:
         """Let the tool run."""
-        return cls(approved=True, reason=reason, decided_by=decided_by)
+        return cls(approved=True, reason=reason, decided_by=decided_by, rule=rule)
 
     @classmethod
-    def reject(cls, reason: str | None = None, decided_by: str | None = None) -> ApprovalDecision:
+    def reject(
+        cls, reason: str | None = None, decided_by: str | None = None, rule: str | None = None
+    ) -> ApprovalDecision:
         """Do not let the tool run; ``reason`` is sent to the server and logged."""
-        return cls(approved=False, reason=reason, decided_by=decided_by)
+        return cls(approved=False, reason=reason, decided_by=decided_by, rule=rule)
 
 
 class AnswerInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -21,10 +21,18 @@ The policies are synchronous pluggy hooks: the session runs them in a worker
 thread, so that a policy that hangs (a remote policy service that never
 answers) cannot stop the trio loop; at the timeout the thread is abandoned
 and the policy tripped (:meth:`~kai_core.plugins.Plugins.trip`).
+
+Given a :class:`~kai_core.permissions.PermissionSet`, the session asks it
+first: a tool Kai's own settings mark ``blocked`` and a tool a deny rule
+matches are rejected before any plugin is asked (no plugin, no flag can
+turn them into an approval); an allow rule approves; what is left ("ask")
+goes to the plugins, then the user. Every decision is logged as an
+``approval`` record with who made it (:mod:`kai_core.audit`).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -33,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from .audit import AUTO_APPROVE, Attribution, approval_body
 from .events import (
     ApprovalDecisionEvent,
     ErrorEvent,
@@ -51,6 +60,7 @@ from .policy import AnswerInfo, ApprovalContext, ApprovalDecision, ApprovalReque
 if TYPE_CHECKING:
     from ._stream import EventStream
     from .client import KaiClient
+    from .permissions import PermissionSet, Verdict
 
 __all__ = [
     "AskApproval",
@@ -109,6 +119,11 @@ class Session:
     :param policy_timeout: seconds the approval policies have to decide one
         request; past it the request is rejected and the policy that has not
         returned rejects every later request too.
+    :param permissions: the permission rules to apply before any plugin
+        (see ``docs/permissions.md``); None: only plugins and ``ask`` decide.
+    :param audit_input: keep each tool's full input in the approval record
+        (its digest is always kept); default: the permission set's
+        ``[audit] full_input``.
     """
 
     def __init__(
@@ -120,6 +135,8 @@ class Session:
         ask: AskApproval | None = None,
         ask_vote: AskVote | None = None,
         policy_timeout: float = DEFAULT_POLICY_TIMEOUT,
+        permissions: PermissionSet | None = None,
+        audit_input: bool | None = None,
     ) -> None:
         self.client = client
         self.chat_id = chat_id or client.new_chat_id()
@@ -131,6 +148,14 @@ class Session:
         self.last_message_id: str | None = None
         self.pending: dict[str, ToolApprovalRequestEvent] = {}
         self._told_v6 = False  # the note that the server is kai-assistant, once
+        self.permissions = permissions
+        self.audit_input = (
+            audit_input
+            if audit_input is not None
+            else bool(permissions is not None and permissions.audit_full_input)
+        )
+        self.last_decision: dict[str, Any] | None = None
+        """The approval record of the last decision (what ``/why`` shows)."""
 
     # -- sending ---------------------------------------------------------------
 
@@ -213,8 +238,18 @@ class Session:
         )
 
     async def decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecision:
-        """Ask the policies, then the user; fail closed. Does not log or answer."""
+        """Ask the rules, the policies, then the user; fail closed. Does not log or answer."""
+        decision, _ = await self._attributed(event)
+        return decision
+
+    async def _attributed(
+        self, event: ToolApprovalRequestEvent
+    ) -> tuple[ApprovalDecision, Attribution]:
+        """The decision and who made it."""
         request = self._request(event)
+        ruled = await self._by_rules(request)
+        if ruled is not None:
+            return ruled
         context = ApprovalContext(
             chat_id=self.chat_id,
             backend=self.client.backend,
@@ -227,7 +262,7 @@ class Session:
             return ApprovalDecision.reject(
                 f"approval policy {failure.plugin!r} failed: {failure.error}",
                 decided_by=failure.plugin,
-            )
+            ), Attribution.plugin(failure.plugin)
         if found is not None:
             name, result = found
             try:
@@ -235,22 +270,55 @@ class Session:
             except TypeError as exc:
                 return ApprovalDecision.reject(
                     f"approval policy {name!r} {exc}: not a decision", decided_by=name
-                )
+                ), Attribution.plugin(name)
             if decision.decided_by is None:
                 decision = msgspec.structs.replace(decision, decided_by=name)
-            return decision
+            return decision, Attribution.plugin(name, decision.rule)
         if self.ask is None:
-            return ApprovalDecision.reject(NO_TERMINAL_REASON, decided_by="no-terminal")
+            no_one = ApprovalDecision.reject(NO_TERMINAL_REASON, decided_by="no-terminal")
+            return no_one, Attribution(kind="no-terminal")
         answer = await self.ask(request)
         if answer is None:
-            return ApprovalDecision.reject("not approved by the user", decided_by="user")
+            answer = ApprovalDecision.reject("not approved by the user", decided_by="user")
         try:
             answer = checked_decision(answer)
         except TypeError as exc:
-            return ApprovalDecision.reject(f"the approval prompt {exc}", decided_by="user")
+            rejected = ApprovalDecision.reject(f"the approval prompt {exc}", decided_by="user")
+            return rejected, Attribution(kind="user")
         if answer.decided_by is None:
             answer = msgspec.structs.replace(answer, decided_by="user")
-        return answer
+        return answer, Attribution(kind="user")
+
+    async def _by_rules(
+        self, request: ApprovalRequest
+    ) -> tuple[ApprovalDecision, Attribution] | None:
+        """Kai's ``blocked`` setting, then the permission rules; None when they say "ask"."""
+        if await self._server_setting(request.tool_name) == "blocked":
+            reason = f"{request.tool_name} is blocked by Kai's tool permissions (server setting)"
+            decision = ApprovalDecision.reject(reason, decided_by="server")
+            return decision, Attribution(kind="server", setting="blocked")
+        if self.permissions is None:
+            return None
+        verdict: Verdict = self.permissions.evaluate(request.tool_name, request.input)
+        if verdict.decision == "ask":
+            return None
+        decision = ApprovalDecision(
+            approved=verdict.decision == "allow",
+            reason=verdict.reason,
+            decided_by="rule",
+            rule=verdict.rule,
+        )
+        return decision, Attribution.of_rule(verdict)
+
+    async def _server_setting(self, tool_name: str) -> str | None:
+        """kai-agent: the user's ``toolPermissions`` setting for the tool (fetched once)."""
+        if str(getattr(self.client, "backend", None)) != "kai-agent":
+            return None
+        try:
+            policy = await self.client.tool_policy()
+        except KaiError:
+            return None
+        return policy.permissions.get(tool_name)
 
     async def _consult_policies(
         self, request: ApprovalRequest, context: ApprovalContext
@@ -280,7 +348,11 @@ class Session:
         raise PluginFailure(plugin, error)
 
     async def _decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecisionEvent:
-        decision = await self.decide(event)
+        started = time.perf_counter()
+        decision, who = await self._attributed(event)
+        if who.kind == "plugin" and who.name == AUTO_APPROVE:
+            who = Attribution(kind="auto-approve")
+        elapsed = time.perf_counter() - started
         decided = ApprovalDecisionEvent(
             approval_id=event.approval_id,
             tool_call_id=event.tool_call_id,
@@ -288,30 +360,22 @@ class Session:
             approved=decision.approved,
             reason=decision.reason,
             decided_by=decision.decided_by or "unknown",
+            rule=decision.rule,
             chunk=event.chunk,
         )
-        self._log_decision(event, decided)
+        self.last_decision = approval_body(
+            event, decided, who, elapsed=elapsed, full_input=self.audit_input
+        )
+        self._log_decision(self.last_decision)
         return decided
 
-    def _log_decision(
-        self, event: ToolApprovalRequestEvent, decided: ApprovalDecisionEvent
-    ) -> None:
+    def _log_decision(self, record: dict[str, Any]) -> None:
         log = getattr(self.client, "log", None)
         if log is None:
             return
         from .records import LogRecord
 
-        body = msgspec.json.encode(
-            {
-                "approval_id": event.approval_id,
-                "tool_call_id": event.tool_call_id,
-                "tool_name": event.tool_name,
-                "approved": decided.approved,
-                "reason": decided.reason,
-                "decided_by": decided.decided_by,
-                "transport": event.transport,
-            }
-        )
+        body = msgspec.json.encode(record)
         self.client.append_to_log(
             [
                 LogRecord(

@@ -40,6 +40,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("kai_shell.commands.local:search", "Search every recorded chat."),
     "log": ("kai_shell.commands.log:log", "Manage the local event log."),
     "plugins": ("kai_shell.commands.plugins:plugins", "List plugins and their hooks."),
+    "policy": (
+        "kai_shell.commands.policy:policy",
+        "Check what the permission rules decide for a tool (no Kai contact).",
+    ),
+    "audit": ("kai_shell.commands.audit:audit", "List every tool-call decision and who made it."),
+    "permissions": (
+        "kai_shell.commands.permissions:permissions",
+        "Show or set Kai's own tool permissions beside the local rules.",
+    ),
     "serve": ("kai_shell.commands.serve:serve", "Run the emulated Kai backend."),
     "demo": ("kai_shell.commands.demo:demo", "Try kai against the built-in emulator."),
     "shell": ("kai_shell.commands.demo:shell", "Open the interactive kai-shell."),

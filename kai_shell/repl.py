@@ -413,12 +413,9 @@ class Shell:
     def _new_session(self, chat_id: str | None) -> None:
         if self.client is None:
             return
-        from kai_core.session import Session
-
-        self.session = Session(
+        self.session = self.runtime.session(
             self.client,
             chat_id=chat_id,
-            plugins=self.runtime.plugins,
             ask=self.ask_approval,
             ask_vote=self.ask_vote if self.runtime.options.vote else None,
         )

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kai_core.client import KaiClient
     from kai_core.log import EventLog
+    from kai_core.permissions import PermissionSet
     from kai_core.plugins import Plugins
     from kai_core.render import Renderer
+    from kai_core.session import Session
 
 __all__ = ["Options", "Runtime", "UsageError", "load_env_file"]
 
@@ -119,6 +121,7 @@ class Runtime:
     options: Options
     report: Any = field(default=None)
     _plugins: Plugins | None = None
+    _permissions: PermissionSet | None = None
     _log: EventLog | None = None
     _log_opened: bool = False
 
@@ -133,23 +136,53 @@ class Runtime:
             print(f"kai: {message}", file=sys.stderr)
 
     @property
+    def permissions(self) -> PermissionSet:
+        """The permission rules of every scope (``--policy`` the last), read once.
+
+        :raises UsageError: (exit 3) a policy file is broken, or the managed
+            policy forbids ``--auto-approve`` and it was given.
+        """
+        if self._permissions is None:
+            from kai_core.permissions import PolicyError, load_permissions
+
+            try:
+                permissions = load_permissions(self.options.policy)
+                if self.options.auto_approve:
+                    permissions.refuse_auto_approve()
+            except PolicyError as exc:
+                raise UsageError(str(exc), code=3) from None
+            for warning in permissions.warnings:
+                self.say(f"warning: {warning}")
+            self._permissions = permissions
+        return self._permissions
+
+    @property
     def plugins(self) -> Plugins:
-        """The plugin manager, with the approval policies the options ask for."""
+        """The plugin manager, with ``--auto-approve``'s policy when asked for.
+
+        The permission rules are not a plugin here: the session asks
+        :attr:`permissions` itself, before any plugin.
+        """
         if self._plugins is None:
             from kai_core.plugins import Plugins
-            from kai_plugins.policies import PolicyFileError, register_builtin_policies
+            from kai_plugins.policies import register_builtin_policies
 
+            permissions = self.permissions  # a broken policy stops us here
             plugins = Plugins(report=self.say)
-            try:
-                register_builtin_policies(
-                    plugins,
-                    policy_path=self.options.policy,
-                    auto_approve=self.options.auto_approve,
-                )
-            except PolicyFileError as exc:
-                raise UsageError(str(exc), code=3) from None
+            register_builtin_policies(
+                plugins,
+                auto_approve=self.options.auto_approve,
+                permissions=permissions,
+                rules_plugin=False,
+            )
             self._plugins = plugins
         return self._plugins
+
+    def session(self, client: KaiClient, **options: Any) -> Session:
+        """A :class:`~kai_core.session.Session` with this run's plugins and permission rules."""
+        from kai_core.session import Session
+
+        return Session(client, plugins=self.plugins, permissions=self.permissions, **options)
 
     @property
     def log(self) -> EventLog | None:

@@ -118,10 +118,14 @@ async def test_policy_file_rules_decide(kai: Kai, kai_emulator: Emulator) -> Non
     assert "in.c-a1 was created" in approved.stdout
     assert set(kai_emulator.state.buckets) == {"in.c-a1"}
     (r1,) = client_records(kai.db, "approval", chat_id_of(rejected))
-    assert (r1["approved"], r1["decided_by"], r1["reason"]) == (
-        False,
-        "policy-file",
-        "no writes on Fridays",
-    )
+    assert (r1["approved"], r1["decided_by"]) == (False, "rule")
+    assert r1["reason"].startswith("no writes on Fridays: deny rule 'create_*'")
+    assert r1["who"] == {
+        "kind": "rule",
+        "rule": "create_*",
+        "scope": "command-line",
+        "source": f"{reject}:1",
+    }
     (a1,) = client_records(kai.db, "approval", chat_id_of(approved))
-    assert a1["approved"] is True and a1["decided_by"] == "policy-file"
+    assert a1["approved"] is True and a1["decided_by"] == "rule"
+    assert "old [[rule]] form" in approved.stderr  # still read, with a warning

@@ -198,7 +198,11 @@ async def test_single_message_on_a_terminal_asks_and_policies_skip_the_prompt(
     assert await in_thread(dialogue) == (0, 0, 0)
     assert {"in.c-t1", "in.c-t2", "in.c-t3"} <= set(kai_emulator.state.buckets)
     decided_by = [d["decided_by"] for d in client_records(kai.db, "approval")]
-    assert decided_by == ["user", "auto-approve", "policy-file"]
+    assert decided_by == ["user", "auto-approve", "rule"]
+    # the audit trail, through the real kai: the person at the prompt is "user"
+    listed = await kai("audit", "--json-output")
+    assert [e["who"]["kind"] for e in listed.json_lines()] == ["user", "auto-approve", "rule"]
+    assert listed.json_lines()[2]["who"]["source"] == f"{policy}:1"
 
 
 async def test_vote_prompt_after_an_answer(

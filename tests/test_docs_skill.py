@@ -463,7 +463,7 @@ async def test_example_scripts_against_the_emulator(kai_emulator: Emulator, tmp_
 
     code, out, err = await run_script(kai_emulator, tmp_path, "approve-with-policy.sh", "reports")
     assert code == 0, out + err
-    assert "create_bucket: approved by policy-file (the user asked for this bucket)" in out
+    assert "create_bucket: approved by rule (allow rule 'create_bucket(name=reports)'" in out
     assert list(kai_emulator.state.buckets) == ["in.c-reports"]
 
     code, out, err = await run_script(kai_emulator, tmp_path, "check-answer.sh", "boom")

@@ -224,6 +224,7 @@ def test_json_includes_approval_decisions() -> None:
         "approved": True,
         "reason": "--auto-approve",
         "decided_by": "auto-approve",
+        "rule": None,
     }
 
 

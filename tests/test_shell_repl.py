@@ -410,3 +410,35 @@ with create_pipe_input() as pipe:
     )
     assert "Hi, there." in done.stdout  # drawn by rich, as Markdown
     assert done.stdout.split("\n")[-2] == "(False, False) (True, True)"
+
+
+async def test_permissions_and_why(
+    tmp_path: Path, pipe: PipeInput, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kai_core.testing import open_emulator
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[permissions]\nallow = ["list_*"]\ndeny = ["create_*"]\n')
+    async with open_emulator(backend="agent") as emulator:
+        shell, out = make_shell(tmp_path, pipe, emulator, policy=str(policy))
+        await run(
+            shell,
+            pipe,
+            "/why",
+            "create a bucket called b1",
+            "/why",
+            "/permissions",
+            "/permissions create_bucket",
+            "/quit",
+        )
+        assert "in.c-b1" not in emulator.state.buckets
+    text = out.getvalue()
+    assert "no tool call has been decided in this chat yet" in text
+    assert f"create_bucket: deny by rule 'create_*' (command-line {policy}:3)" in text
+    assert f"  reason: deny rule 'create_*' (command-line policy {policy}:3)" in text
+    assert "deny  create_*" in text and "allow list_*" in text
+    assert "list_tables              read-only kai: default      local: allow" in text
+    assert f"create_bucket: deny by create_* (command-line {policy}:3)" in text
+    assert "[y/N]" not in text

@@ -621,6 +621,7 @@ def _apply_approval(message: dict[str, Any], body: dict[str, Any]) -> dict[str, 
 
 def _decision(request: ToolApprovalRequestEvent, body: dict[str, Any]) -> ApprovalDecisionEvent:
     reason = body.get("reason")
+    rule = body.get("who", {}).get("rule") if isinstance(body.get("who"), dict) else None
     return ApprovalDecisionEvent(
         approval_id=request.approval_id,
         tool_call_id=request.tool_call_id,
@@ -628,6 +629,7 @@ def _decision(request: ToolApprovalRequestEvent, body: dict[str, Any]) -> Approv
         approved=bool(body.get("approved")),
         reason=reason if isinstance(reason, str) else None,
         decided_by=str(body.get("decided_by") or "unknown"),
+        rule=rule if isinstance(rule, str) else None,
         chunk=request.chunk,
     )
 

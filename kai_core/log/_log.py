@@ -169,6 +169,28 @@ class EventLog:
         with self._reader("reading events") as conn:
             return read_events(conn, chat_id, after=after)
 
+    def client_records(
+        self, record_type: str, *, chat_id: str | None = None, since: float | None = None
+    ) -> list[StoredEvent]:
+        """The client-side records of one type (e.g. ``approval``), oldest first.
+
+        :param chat_id: only this chat's.
+        :param since: only records at or after this Unix time.
+        """
+        # types holds a frame's record types as a JSON array: LIKE narrows the
+        # frames read, stored_events() then keeps exactly the records asked for.
+        sql = f"SELECT {FRAME_COLUMNS} FROM frames WHERE origin = 'client' AND types LIKE ?"
+        params: list[Any] = [f'%"{record_type}"%']
+        if chat_id is not None:
+            sql += " AND chat_id = ?"
+            params.append(chat_id)
+        if since is not None:
+            sql += " AND ts >= ?"
+            params.append(since)
+        with self._reader("reading records") as conn:
+            found = stored_events(conn.execute(sql + " ORDER BY seq", params))
+        return [r for r in found if r.type == record_type]
+
     def has_chat(self, chat_id: str) -> bool:
         """True when the log holds any record of the chat."""
         with self._reader("reading events") as conn:

@@ -266,6 +266,29 @@ def _fail(_text: str) -> Reply:
     return [Step([Say("Let me run ", "that query."), query], after=after)]
 
 
+def _run_job(text: str) -> Reply:
+    match = re.search(r"run (?:the )?job\s+([\w.-]+)(?:\s+(\w+))?", text, re.IGNORECASE)
+    component = match.group(1) if match else "keboola.ex-db-mysql"
+    configuration = (match.group(2) if match else None) or "12345"
+    call = CallTool("run_job", {"component_id": component, "configuration_id": configuration})
+    return [Step([Say(f"I will run {component} configuration {configuration}."), call])]
+
+
+def _delete_bucket(text: str) -> Reply:
+    match = re.search(r"delete (?:the )?bucket\s+([\w.-]+)", text, re.IGNORECASE)
+    bucket_id = match.group(1) if match else "in.c-b1"
+    call = CallTool("delete_bucket", {"bucket_id": bucket_id})
+    return [Step([Say(f"I will delete the bucket {bucket_id}."), call])]
+
+
+def _describe_table(text: str) -> Reply:
+    match = re.search(r"describe (?:the )?table\s+([\w.-]+)\s+as\s+(.+)", text, re.IGNORECASE)
+    table_id = match.group(1) if match else "out.c-reports.daily_revenue"
+    description = match.group(2).strip() if match else "Described by Kai."
+    call = CallTool("update_descriptions", {"table_id": table_id, "description": description})
+    return [Step([Say(f"I will describe {table_id}."), call])]
+
+
 def _boom(_text: str) -> Reply:
     return [
         Step(
@@ -335,6 +358,9 @@ BUILTIN_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(_two_buckets, "two buckets", "two-buckets"),
     Scenario(_create_bucket, "create a bucket called", "create-bucket"),
     Scenario(_project, "tell me about my project", "project"),
+    Scenario(_run_job, _any("run job", "run the job"), "run-job"),
+    Scenario(_delete_bucket, _any("delete bucket", "delete the bucket"), "delete-bucket"),
+    Scenario(_describe_table, _any("describe table", "describe the table"), "describe-table"),
     Scenario(_boom, "boom", "boom"),
     Scenario(_abort, "abort", "abort"),
     Scenario(_fail, "fail", "fail"),

@@ -201,6 +201,8 @@ class EmulatorState:
     # (chat id, message id) -> is upvoted
     votes: dict[tuple[str, str], bool] = field(default_factory=dict)
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the jobs run_job created, oldest first
+    jobs: list[dict[str, Any]] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(
         default_factory=lambda: [
             {

@@ -76,13 +76,46 @@ def _run_query(tool_input: dict[str, Any], state: EmulatorState) -> Any:
     return {"rows": [], "rowsCount": 0}
 
 
-def _update_description(tool_input: dict[str, Any], state: EmulatorState) -> Any:
-    table_id = str(tool_input.get("tableId", ""))
+def _describe(state: EmulatorState, table_id: str, description: Any) -> None:
     for table in state.tables:
         if table["id"] == table_id:
-            table["description"] = tool_input.get("description", "")
-            return {"tableId": table_id, "updated": True}
+            table["description"] = description
+            return
     raise ToolFailure(f"Table {table_id} not found")
+
+
+def _update_description(tool_input: dict[str, Any], state: EmulatorState) -> Any:
+    table_id = str(tool_input.get("tableId", ""))
+    _describe(state, table_id, tool_input.get("description", ""))
+    return {"tableId": table_id, "updated": True}
+
+
+def _update_descriptions(tool_input: dict[str, Any], state: EmulatorState) -> Any:
+    table_id = str(tool_input.get("table_id", ""))
+    _describe(state, table_id, tool_input.get("description", ""))
+    return {"table_id": table_id, "updated": True}
+
+
+def _run_job(tool_input: dict[str, Any], state: EmulatorState) -> Any:
+    component_id = str(tool_input.get("component_id", ""))
+    configuration_id = str(tool_input.get("configuration_id", ""))
+    if not component_id or not configuration_id:
+        raise ToolFailure("component_id and configuration_id are required")
+    job = {
+        "id": str(1000 + len(state.jobs)),
+        "component_id": component_id,
+        "configuration_id": configuration_id,
+        "status": "created",
+    }
+    state.jobs.append(job)
+    return dict(job)
+
+
+def _delete_bucket(tool_input: dict[str, Any], state: EmulatorState) -> Any:
+    bucket_id = str(tool_input.get("bucket_id", ""))
+    if state.buckets.pop(bucket_id, None) is None:
+        raise ToolFailure(f"Bucket {bucket_id or '(none)'} not found")
+    return {"bucket_id": bucket_id, "deleted": True}
 
 
 BUILTIN_TOOLS: tuple[Tool, ...] = (
@@ -97,5 +130,13 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
     ),
     Tool("run_query", "Run a read-only SQL query on a table.", True, _run_query),
     Tool("update_description", "Change a table's description.", False, _update_description),
+    Tool(
+        "update_descriptions",
+        "Change a table's description (table_id, description).",
+        False,
+        _update_descriptions,
+    ),
+    Tool("run_job", "Run a component configuration as a job.", False, _run_job),
+    Tool("delete_bucket", "Delete a storage bucket.", False, _delete_bucket),
 )
 """The tools every emulator starts with (``emulator.tools`` can add more)."""

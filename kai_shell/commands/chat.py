@@ -67,14 +67,12 @@ async def _chat(
     interactive: bool,
     vote_prompt: bool,
 ) -> int:
-    from kai_core.session import Session
 
     renderer = AnswerRenderer(runtime.guarded_renderer(sys.stdout))
     async with runtime.client() as client:
-        session = Session(
+        session = runtime.session(
             client,
             chat_id=chat_id,
-            plugins=runtime.plugins,
             ask=TerminalApproval() if interactive else None,
             ask_vote=vote_after_answer(renderer) if (vote_prompt and interactive) else None,
         )

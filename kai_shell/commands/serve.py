@@ -83,6 +83,7 @@ def serve(
       STORAGE_API_URL=http://127.0.0.1:3000 STORAGE_API_TOKEN=any kai chat -m "list my tables"
     (kai discovers the backend through the emulator's /v2/storage, as with Keboola).
     Triggers: "list my tables", "create a bucket called NAME", "two buckets",
+    "run job COMPONENT CONFIG", "delete bucket ID", "describe table ID as TEXT",
     "fail", "boom", "abort", "think", "slow"; anything else gets a plain answer.
     """
     require_extra("emulator", "kai serve")

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from kai_core.exceptions import KaiError
 from kai_core.policy import ApprovalDecision
 from kai_core.sanitize import for_terminal
 
+from ..output import visible
 from .approval import DENIED
 from .clipboard import copy_to_terminal, write_to_file
 from .commands import CommandRegistry, split_args
@@ -423,6 +425,65 @@ async def info(shell: Shell, args: str) -> None:
     shell.echo(f"chat     {shell.state.chat_id}")
     if shell.log is not None:
         shell.echo(f"log      {shell.log.path}")
+
+
+@BUILTINS.command("permissions", "[TOOL]")
+async def permissions(shell: Shell, args: str) -> None:
+    """Show the permission rules and, online, Kai's own tool settings; with TOOL, its verdict."""
+    from kai_core.permissions import ACTIONS
+
+    from ..commands.permissions import permission_rows
+
+    local = shell.runtime.permissions
+    tool = args.strip()
+    if tool:
+        verdict = local.evaluate(tool, {})
+        where = f" ({verdict.scope} {verdict.source})" if verdict.rule else ""
+        shell.echo(visible(f"{tool}: {verdict.decision} by {verdict.rule or 'no rule'}{where}"))
+        return
+    rules = [rule for action in ACTIONS for rule in local.rules[action]]
+    for rule in rules:
+        shell.echo(f"{rule.action:<5} {rule.text:<40} {rule.scope} {rule.source}".rstrip())
+    if not rules:
+        shell.dim("no permission rules: every tool Kai asks about is asked about here")
+    if shell.client is None:
+        shell.dim("offline: Kai's own tool settings are not shown")
+        return
+    try:
+        tools = (await shell.client.get_tools()).tools
+        settings = await shell.client.get_user_settings()
+    except KaiError as exc:
+        shell.dim(f"Kai's own tool settings are not available: {exc}")
+        return
+    for row in permission_rows(tools, dict(settings.tool_permissions or {}), local):
+        kind = "read-only" if row["read_only"] else "writes"
+        shell.echo(
+            visible(
+                f"{row['tool']:<24} {kind:<9} kai: {row['server'] or 'default':<12} "
+                f"local: {row['local']}"
+            )
+        )
+        if row["note"]:
+            shell.dim(visible(f"  {row['note']}"))
+
+
+@BUILTINS.command("why")
+async def why(shell: Shell, args: str) -> None:
+    """Explain the last approval decision: the tool, the verdict and who made it."""
+    from kai_core.audit import Attribution
+
+    record = shell.session.last_decision if shell.session is not None else None
+    if record is None:
+        shell.dim("no tool call has been decided in this chat yet")
+        return
+    who = msgspec.convert(record["who"], Attribution).describe()
+    shell.echo(visible(f"{record['tool_name']}: {record['decision']} by {who}"))
+    if record.get("reason"):
+        shell.echo(visible(f"  reason: {record['reason']}"))
+    shell.dim(
+        f"  call {record['tool_call_id']}, decided in {record['elapsed_ms']:.0f} ms; "
+        f"input {record['input_digest']}"
+    )
 
 
 @BUILTINS.command("plugins")

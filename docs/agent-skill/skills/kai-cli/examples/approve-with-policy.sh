@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Let Kai create one bucket, and nothing else that writes, through a rules file;
-# then report every approval decision.
+# Let Kai create one bucket, and nothing else that writes, through a policy
+# file; then report every approval decision.
 #
 #   ./approve-with-policy.sh reports        # "Create a bucket called reports"
 #
@@ -13,16 +13,11 @@ bucket=${1:?usage: approve-with-policy.sh BUCKET_NAME}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cat > "$work/rules.toml" <<'TOML'
-[[rule]]
-tool = "create_bucket"
-action = "approve"
-reason = "the user asked for this bucket"
-
-[[rule]]
-tool = ["delete_*", "drop_*"]
-action = "reject"
-reason = "no deletions from scripts"
+# Only a bucket of that name; never a deletion (deny beats allow).
+cat > "$work/rules.toml" <<TOML
+[permissions]
+allow = ["create_bucket(name=$bucket)"]
+deny = ["delete_*", "drop_*"]
 TOML
 
 kai --policy "$work/rules.toml" chat --json-output -m "Create a bucket called $bucket" > "$work/answer.jsonl"
