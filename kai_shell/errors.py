@@ -55,6 +55,7 @@ _CODE_KINDS = {
     "log:bad_query": "usage",
     "log:bad_import": "usage",
     "log:backup_exists": "usage",
+    "log:bad_output": "usage",
     "log:no_chat": "not_found",
 }
 

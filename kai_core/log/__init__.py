@@ -8,8 +8,10 @@ from __future__ import annotations
 from ._db import APPLICATION_ID as APPLICATION_ID
 from ._db import MIGRATIONS as MIGRATIONS
 from ._db import default_log_path as default_log_path
-from ._export import open_private as open_private
 from ._log import EventLog as EventLog
+from ._output import check_output as check_output
+from ._output import private_output as private_output
+from ._output import write_private as write_private
 from ._records import APPROVAL as APPROVAL
 from ._records import CANCELLED as CANCELLED
 from ._records import CLIENT_RECORD_TYPES as CLIENT_RECORD_TYPES
@@ -56,7 +58,9 @@ __all__ = [
     "ReplayStep",
     "SearchHit",
     "StoredEvent",
+    "check_output",
     "default_log_path",
-    "open_private",
+    "private_output",
     "safe_query",
+    "write_private",
 ]

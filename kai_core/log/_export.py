@@ -25,6 +25,7 @@ from typing import IO, Any, Final, TypeAlias
 
 import msgspec
 
+from ._output import private_output
 from ._records import IMPORTED_MESSAGE, LogRecord, Origin, StoredEvent
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "imported_records",
     "open_for_reading",
     "open_for_writing",
-    "open_private",
     "render_markdown",
 ]
 
@@ -103,19 +103,12 @@ def decode_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, StoredEvent]]:
         )
 
 
-def open_private(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> IO[str]:
-    """Open ``path`` for writing text, creating it owner-only (0600): exports
-    hold chat contents. An existing file is truncated (its mode is kept)."""
-    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding=encoding)
-
-
 @contextlib.contextmanager
-def open_for_writing(file: FileArg) -> Iterator[IO[bytes]]:
-    """A binary stream to write to: a path (created owner-only) or a file object."""
+def open_for_writing(file: FileArg, *, log: Path | None = None) -> Iterator[IO[bytes]]:
+    """A binary stream to write to: a path (written as :func:`~._output.private_output`
+    does, never one of ``log``'s files) or a file object."""
     if isinstance(file, str | os.PathLike):
-        fd = os.open(os.fspath(file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        with private_output(file, log=log) as out:
             yield out
     elif isinstance(file, io.TextIOBase):
         buffer = getattr(file, "buffer", None)

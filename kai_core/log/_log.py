@@ -35,6 +35,7 @@ from ._export import (
 )
 from ._frames import FRAME_COLUMNS, build_frames, stored_events
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
+from ._output import check_output, private_path
 from ._projections import Projector, read_events
 from ._queries import chat_detail, list_chats, log_stats
 from ._records import LogRecord, StoredEvent
@@ -299,11 +300,14 @@ class EventLog:
     def export_jsonl(self, chat_id: str | None, file: FileArg) -> int:
         """Write the events of one chat (or all, ``None``) as JSON lines.
 
-        :param file: a path (created 0600) or a binary/text file object.
+        :param file: a path or a binary/text file object. A path is written
+            whole or not at all, owner-only (0600), and may not be one of the
+            log's own files (see :func:`~kai_core.log.private_output`).
         :returns: the number of events written.
+        :raises KaiLogError: ``log:bad_output`` for the log's own files.
         """
         count = 0
-        with self._reader("exporting") as conn, open_for_writing(file) as out:
+        with open_for_writing(file, log=self.path) as out, self._reader("exporting") as conn:
             if chat_id is None:
                 cursor = conn.execute(f"SELECT {FRAME_COLUMNS} FROM frames ORDER BY seq")
             else:
@@ -390,17 +394,18 @@ class EventLog:
     def backup(self, dest: str | os.PathLike[str]) -> Path:
         """Write a consistent, compacted copy of the log to ``dest`` (``VACUUM INTO``).
 
-        :raises KaiLogError: ``dest`` exists and is not empty.
+        The copy is made owner-only beside ``dest`` and renamed to it when complete.
+
+        :raises KaiLogError: ``dest`` exists and is not empty, or is one of the
+            log's own files (``log:bad_output``).
         """
-        target = Path(dest).expanduser()
+        target = check_output(dest, log=self.path)
         if target.exists() and target.stat().st_size > 0:
             raise KaiLogError(
                 f"backup target {target} exists; choose a new file", code="log:backup_exists"
             )
-        if not target.exists():
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
-        with self._reader("backing up") as conn:
-            conn.execute("VACUUM INTO ?", (str(target),))
+        with private_path(target, log=self.path) as temporary, self._reader("backing up") as conn:
+            conn.execute("VACUUM INTO ?", (str(temporary),))
         return target
 
     def stats(self) -> LogStats:
