@@ -28,6 +28,7 @@ from ._replay import Replay as Replay
 from ._replay import ReplayStep as ReplayStep
 from ._search import SearchHit as SearchHit
 from ._search import safe_query as safe_query
+from ._validate import SkippedRecordWarning as SkippedRecordWarning
 from ._views import LocalChat as LocalChat
 from ._views import LocalChatDetail as LocalChatDetail
 from ._views import LocalMessage as LocalMessage
@@ -57,6 +58,7 @@ __all__ = [
     "Replay",
     "ReplayStep",
     "SearchHit",
+    "SkippedRecordWarning",
     "StoredEvent",
     "check_output",
     "default_log_path",

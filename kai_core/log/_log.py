@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ from ._replay import (
     replay_timed,
 )
 from ._search import SearchHit, search_messages
+from ._validate import SkippedRecordWarning
 from ._views import LocalChat, LocalChatDetail, LocalToolCall, LogStats
 
 __all__ = ["EventLog"]
@@ -368,13 +370,21 @@ class EventLog:
         Each message whose id is not in the log yet (recorded live or imported
         before) becomes one ``imported-message`` record; all in one transaction.
 
+        A message whose fields kai reads have the wrong types (a list as an
+        approval id, a number as a text) is left out with a
+        :class:`SkippedRecordWarning` naming the chat and the message.
+
         :param detail: ``GET /api/chat/{id}``'s answer: a mapping, Struct or
             dataclass with ``id``, ``title`` and ``messages``.
         :returns: the number of messages imported.
         """
         self.refresh()
+        skipped: list[str] = []
         with self._maintenance("importing a chat") as conn:
-            return import_detail(conn, detail)
+            count = import_detail(conn, detail, skipped)
+        for line in skipped:
+            warnings.warn(f"not imported: {line}", SkippedRecordWarning, stacklevel=2)
+        return count
 
     def forget(self, chat_id: str) -> int:
         """Delete a chat for real: events, projections, index entries, and their bytes.

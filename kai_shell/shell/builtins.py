@@ -37,7 +37,10 @@ REPLAY_MAX_PAUSE = 3.0  # seconds: long silences in a recorded chat are shortene
 def _when(ts: float | None) -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return "?"  # out of what a date can show (an old import)
 
 
 def _need_log(shell: Shell) -> Any:
