@@ -272,3 +272,33 @@ async def test_kai_reads_an_old_log_with_records_it_cannot_fold(kai: Kai) -> Non
     ):
         result = await kai(*args)
         assert result.returncode == 0, result
+
+
+async def test_a_log_an_old_import_bricked_says_so_and_forget_repairs_it(
+    kai: Kai, tmp_path: Path
+) -> None:
+    with EventLog(kai.db) as log:
+        log.append([LogRecord("ok", "t1", "client", "vote", b"{}")])
+    conn = sqlite3.connect(kai.db)
+    with conn:  # what `kai log import` of a line with seq 2^63-1 stored before the fix
+        conn.execute(
+            "INSERT INTO frames (seq, n, chat_id, turn, ts, origin, types, body, sizes) "
+            "VALUES (?, 1, 'bricked', 't2', 1.7e9, 'client', '[\"vote\"]', "
+            "CAST('{}' AS BLOB), NULL)",
+            (2**63 - 1,),
+        )
+    conn.close()
+    good = tmp_path / "good.jsonl"
+    good.write_bytes(_line(seq=1, turn="t3"))
+    refused = await kai("log", "import", str(good))
+    assert refused.returncode == EXIT_CODES["log"], refused
+    assert "'bricked'" in refused.stderr and "forget that chat" in refused.stderr, refused
+    with EventLog(kai.db) as log, pytest.raises(KaiLogError) as info:
+        log.append([LogRecord("ok", "t4", "client", "vote", b"{}")])
+    assert info.value.code == "log:no_room"
+    forgot = await kai("log", "forget", "bricked", "--yes")
+    assert forgot.returncode == 0, forgot
+    imported = await kai("log", "import", str(good))
+    assert imported.returncode == 0 and "Imported 1 events" in imported.stdout, imported
+    with EventLog(kai.db) as log:
+        assert log.append([LogRecord("ok", "t5", "client", "vote", b"{}")]) == MAX_SEQ + 2

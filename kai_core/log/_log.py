@@ -34,7 +34,7 @@ from ._export import (
     open_for_writing,
     render_markdown,
 )
-from ._frames import FRAME_COLUMNS, build_frames, stored_events
+from ._frames import FRAME_COLUMNS, build_frames, no_room, stored_events
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
 from ._output import check_output, private_path
 from ._projections import Projector, read_events
@@ -163,7 +163,16 @@ class EventLog:
         frames = build_frames(records, time.time())
         self._check_open()
         with self._write_lock, log_errors(self.path, "appending"):
-            return append_frames(self._writer, frames)
+            try:
+                return append_frames(self._writer, frames)
+            except (sqlite3.IntegrityError, OverflowError) as exc:
+                self._raise_no_room(self._writer, exc)
+                raise
+
+    def _raise_no_room(self, conn: sqlite3.Connection, exc: Exception) -> None:
+        error = no_room(conn, self.path, exc)
+        if error is not None:
+            raise error from exc
 
     # -- reading events ----------------------------------------------------
 
@@ -339,7 +348,11 @@ class EventLog:
             except ValueError as exc:
                 raise KaiLogError(f"cannot import: {exc}", code="log:bad_import") from exc
         with self._maintenance("importing") as conn:
-            return import_events(conn, parsed)
+            try:
+                return import_events(conn, parsed)
+            except (sqlite3.IntegrityError, OverflowError) as exc:
+                self._raise_no_room(conn, exc)
+                raise
 
     def export_markdown(self, chat_id: str) -> str:
         """A Markdown transcript of one chat for people to read.
