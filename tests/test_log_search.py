@@ -216,3 +216,21 @@ def test_snippets_mark_stems_prefixes_and_raw_columns(
     assert "[customers]" in hit.snippet
     hits = log.search("tables", marks=("<b>", "</b>"))
     assert hits and all("<b>table" in h.snippet for h in hits), hits
+
+
+async def test_kai_search_answers_on_a_message_with_200000_matches(tmp_path: Path) -> None:
+    from .test_cli_common import Kai
+
+    kai = Kai(tmp_path)
+    with EventLog(kai.db) as log:
+        _user(log, "big", "bucket " * 200_000)
+        _user(log, "other", "a bucket list, and " + " ".join(f"w{i}x" for i in range(300)))
+        log.refresh()
+    found, many = [
+        await kai("search", "bucket", "--json-output"),
+        await kai("search", " ".join(f"w{i}x" for i in range(300))),
+    ]
+    assert found.returncode == 0, found
+    assert {h["chat_id"] for h in found.json_lines()} == {"big", "other"}
+    assert all("[bucket]" in h["snippet"] for h in found.json_lines())
+    assert many.returncode == 0 and "other" in many.stdout, many

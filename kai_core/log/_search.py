@@ -269,8 +269,10 @@ class _Snippets:
 
     def _table(self) -> None:
         if not self.ready:
-            # In memory: message text never goes to a temporary file.
-            self.conn.execute("PRAGMA temp_store=MEMORY")
+            # In memory: message text never goes to a temporary file. (Set once:
+            # setting it drops the temporary tables.)
+            if self.conn.execute("PRAGMA temp_store").fetchone()[0] != 2:
+                self.conn.execute("PRAGMA temp_store=MEMORY")
             self.conn.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {_EXCERPT_TABLE} USING fts5("
                 f"{', '.join(_COLUMNS)}, tokenize='porter unicode61 remove_diacritics 2')"
