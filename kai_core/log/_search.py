@@ -20,7 +20,8 @@ What one search may cost is bounded, whatever the log holds:
 * a snippet is cut from a bounded excerpt of the message, never the whole
   of it: FTS5's ``snippet()`` and ``highlight()`` take time quadratic in the
   matches of a text (a 1 MB message with 200,000 matches took over three
-  minutes). The message's columns are cut into pieces of
+  minutes). A message of up to :data:`EXCERPT_CHARS` characters gets its
+  snippet from the index; a longer one's columns are cut into pieces of
   :data:`EXCERPT_CHARS` characters, the first :data:`SCAN_CHARS` of each
   column are indexed in a temporary table, and ``snippet()`` runs on the
   best-ranked piece only (see :func:`_snippet`).
@@ -197,15 +198,17 @@ def search_messages(
         where.append("m.ts < ?")
         params.append(end)
     weights = ", ".join(str(w) for w in WEIGHTS)
-    # No snippet here: SQLite would make one for every match before sorting.
+    # Ranked in a subquery that reads nothing but the index and the filters'
+    # columns: SQLite evaluates every result column of every match before it
+    # sorts, so the texts (and snippets) are read for the `limit` best only.
     sql = (
-        "SELECT m.chat_id, m.id, m.role, m.ts, c.title, "
-        f"bm25(search_text_fts, {weights}) AS score, m.seq, "
-        "s.user_text, s.answer_text, s.tool_names, s.tool_io "
+        "SELECT m.chat_id, m.id, m.role, m.ts, c.title, best.score, m.seq, "
+        "s.user_text, s.answer_text, s.tool_names, s.tool_io FROM ("
+        f"SELECT m.seq AS seq, bm25(search_text_fts, {weights}) AS score "
         "FROM search_text_fts JOIN messages m ON m.seq = search_text_fts.rowid "
-        "JOIN search_text s ON s.seq = m.seq "
-        "LEFT JOIN chats c ON c.id = m.chat_id "
-        f"WHERE {' AND '.join(where)} ORDER BY score, m.seq LIMIT ?"
+        f"WHERE {' AND '.join(where)} ORDER BY score, m.seq LIMIT ?) AS best "
+        "JOIN messages m ON m.seq = best.seq JOIN search_text s ON s.seq = m.seq "
+        "LEFT JOIN chats c ON c.id = m.chat_id ORDER BY best.score, m.seq"
     )
     try:
         rows = conn.execute(sql, (*params, limit)).fetchall()
@@ -219,10 +222,33 @@ def search_messages(
                 cause=text,
             ) from exc
         raise
+    # A short message's snippet comes from the index in one query (its cost is
+    # bounded by the message's size); a long one's from a piece of it.
+    short = [r[6] for r in rows if sum(len(t or "") for t in r[7:11]) <= EXCERPT_CHARS]
+    made: dict[int, str] = {}
+    if short:
+        made = dict(
+            conn.execute(
+                f"SELECT rowid, snippet(search_text_fts, -1, ?, ?, '…', {SNIPPET_TOKENS}) "
+                "FROM search_text_fts WHERE search_text_fts MATCH ? "
+                f"AND rowid IN ({', '.join('?' * len(short))})",
+                (*marks, match, *short),
+            ).fetchall()
+        )
     snippets = _Snippets(conn, terms, marks)
     try:
         return [
-            SearchHit(r[0], r[1], r[2], r[3], r[4], snippets.of(r[7:11]), r[5], r[6]) for r in rows
+            SearchHit(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                made[r[6]] or "" if r[6] in made else snippets.of(r[7:11]),
+                r[5],
+                r[6],
+            )
+            for r in rows
         ]
     finally:
         snippets.close()
