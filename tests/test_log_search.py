@@ -187,8 +187,8 @@ def test_a_message_with_200000_matches_gets_a_bounded_snippet(log: EventLog) -> 
     assert max(len(piece) for _, piece in pieces) <= EXCERPT_CHARS
     assert sum(len(piece) for _, piece in pieces) <= SCAN_CHARS + EXCERPT_CHARS
     assert "".join(piece for _, piece in pieces) == big[: len("".join(p for _, p in pieces))]
-    # FTS5's snippet() and highlight() (quadratic in a text's matches) never run
-    # on the index, only on the temporary table of pieces.
+    # FTS5's snippet() and highlight() (quadratic in a text's matches) run on
+    # the index only for short messages (none here), else on one piece.
     conn = sqlite3.connect(log.path)
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
