@@ -316,9 +316,13 @@ def open_connection(
     :raises KaiLogError: for a file that is not a kai log, corrupt, or read-only.
     """
     target = _resolve(path, read_header=migrate)
-    created = None if target.exists() else _create_file(target)
-    # A reader connection (migrate=False) comes after the writer's: no header read.
-    checked = _check_existing(target, read_header=migrate) if created is None else created
+    if target.exists():
+        # A reader connection (migrate=False) comes after the writer's: no header read.
+        checked = _check_existing(target, read_header=migrate)
+    else:
+        # None: another kai process created it a moment ago and may be writing
+        # its first page: no header read (half a page is no verdict).
+        checked = _create_file(target) or _check_existing(target, read_header=False)
     conn: sqlite3.Connection | None = None
     with log_errors(path, "opening"):
         try:
