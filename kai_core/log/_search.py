@@ -201,12 +201,14 @@ def search_messages(
     # Ranked in a subquery that reads nothing but the index and the filters'
     # columns: SQLite evaluates every result column of every match before it
     # sorts, so the texts (and snippets) are read for the `limit` best only.
+    # Without filters the ranking reads the index alone (no row of messages).
+    filtered = " JOIN messages m ON m.seq = search_text_fts.rowid" if len(where) > 1 else ""
     sql = (
         "SELECT m.chat_id, m.id, m.role, m.ts, c.title, best.score, m.seq, "
         "s.user_text, s.answer_text, s.tool_names, s.tool_io FROM ("
-        f"SELECT m.seq AS seq, bm25(search_text_fts, {weights}) AS score "
-        "FROM search_text_fts JOIN messages m ON m.seq = search_text_fts.rowid "
-        f"WHERE {' AND '.join(where)} ORDER BY score, m.seq LIMIT ?) AS best "
+        f"SELECT search_text_fts.rowid AS seq, bm25(search_text_fts, {weights}) AS score "
+        f"FROM search_text_fts{filtered} "
+        f"WHERE {' AND '.join(where)} ORDER BY score, seq LIMIT ?) AS best "
         "JOIN messages m ON m.seq = best.seq JOIN search_text s ON s.seq = m.seq "
         "LEFT JOIN chats c ON c.id = m.chat_id ORDER BY best.score, m.seq"
     )
