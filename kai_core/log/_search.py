@@ -44,6 +44,7 @@ __all__ = [
     "SCAN_CHARS",
     "WEIGHTS",
     "SearchHit",
+    "excerpts",
     "query_terms",
     "safe_query",
     "search_messages",
