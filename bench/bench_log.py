@@ -13,7 +13,11 @@ Figures:
 * catch-up: projecting those events afterwards (what the first read pays);
 * replay: instant replay of every chat, events/s (``replay_events``);
 * rebuild: ``EventLog.rebuild`` from scratch, events/s;
-* search: ``EventLog.search`` latency over random one- and two-word queries.
+* search: ``EventLog.search`` latency over random one- and two-word queries;
+* pathological searches (issue 12, item 13): the most common word of the log
+  (matches in most messages), a 1.4 MB message holding one word 200,000 times,
+  a query of 300 distinct words (all in one message, 3 times each), the same
+  word typed 300 times, and a raw query of 32 ORed words.
 """
 
 from __future__ import annotations
@@ -155,6 +159,36 @@ def _frame_rows(path: Path) -> int:
         conn.close()
 
 
+def _user_message(log: EventLog, chat_id: str, text: str) -> None:
+    message = {"id": chat_id, "role": "user", "parts": [{"type": "text", "text": text}]}
+    body = _enc.encode({"message": message})
+    log.append([LogRecord(chat_id, chat_id, "client", "user-message", body, ts=1.8e9)])
+
+
+def pathological(log: EventLog, gen: ChatGen) -> list[tuple[str, str]]:
+    """Searches that were slow before the snippet and term bounds (slowest of 3 runs)."""
+    many = [f"zq{i}x" for i in range(300)]
+    _user_message(log, str(uuid.uuid4()), "bucketz " * 200_000)
+    _user_message(log, str(uuid.uuid4()), " ".join(many * 3))
+    log.refresh()
+    cases = [
+        ("the most common word", gen.words[0], False),
+        ("200,000 matches in one 1.4 MB message", "bucketz", False),
+        ("300 distinct words, one message", " ".join(many), False),
+        ("one word typed 300 times", " ".join(["bucketz"] * 300), False),
+        ("32 words ORed (raw)", " OR ".join(gen.words[:32]), True),
+    ]
+    rows = []
+    for name, query, raw in cases:
+        worst = 0.0
+        for _ in range(3):
+            t0 = time.perf_counter()
+            log.search(query, raw=raw)
+            worst = max(worst, time.perf_counter() - t0)
+        rows.append((f"search: {name}", f"{worst * 1000:.1f} ms"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -211,6 +245,7 @@ def main() -> None:
             p99 = timings[min(len(timings) - 1, int(len(timings) * 0.99))]
             rows.append(("search p50", f"{p50:.2f} ms"))
             rows.append(("search p99", f"{p99:.2f} ms"))
+            rows += pathological(log, gen)
             stats = log.stats()
         frames = _frame_rows(path)
         print(

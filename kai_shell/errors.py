@@ -62,6 +62,7 @@ _CODE_KINDS = {
     "log:bad_query": "usage",
     "log:bad_import": "usage",
     "log:backup_exists": "usage",
+    "log:bad_output": "usage",
     "log:no_chat": "not_found",
 }
 
@@ -206,8 +207,30 @@ def run_trio(ctx: click.Context, fn: Callable[..., Awaitable[Any]], *args: Any) 
     import trio
 
     runtime = (ctx.find_root().obj or {}).get("runtime")
-    with reported(bool(runtime and runtime.options.debug)):
+    with reported(bool(runtime and runtime.options.debug)), _log_warnings_as_lines():
         return trio.run(fn, *args)
+
+
+@contextmanager
+def _log_warnings_as_lines() -> Iterator[None]:
+    """Show the log's warnings (a record left out of an import or of the
+    projections) as one ``kai: warning:`` line each, not Python's two-line form."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        # By name: a command that never opens the log does not import it.
+        if category.__name__ == "SkippedRecordWarning":
+            click.echo(f"kai: warning: {message}", err=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def _maybe_traceback(debug: bool | None) -> None:

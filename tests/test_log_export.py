@@ -129,12 +129,3 @@ def test_stats(log: EventLog) -> None:
     assert s.chats == 2 and s.messages == 7 and s.tool_calls == 3
     assert s.events == s.server_events + s.client_events == s.last_seq
     assert s.size_bytes > 0
-
-
-def test_open_private(tmp_path: Path) -> None:
-    from kai_core.log import open_private
-
-    with open_private(tmp_path / "out.md") as out:
-        out.write("é\n")
-    assert stat.S_IMODE((tmp_path / "out.md").stat().st_mode) == 0o600
-    assert (tmp_path / "out.md").read_text(encoding="utf-8") == "é\n"

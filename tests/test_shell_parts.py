@@ -17,6 +17,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 
+from kai_core.exceptions import KaiLogError
 from kai_shell.shell.approval import DENIED, ApprovalPrompt, describe_request, parse_reply
 from kai_shell.shell.builtins import BUILTINS
 from kai_shell.shell.clipboard import osc52_sequence, write_to_file
@@ -341,6 +342,14 @@ def test_osc52_plain_and_inside_tmux() -> None:
 def test_write_to_file(tmp_path: Path) -> None:
     path = write_to_file("an answer", str(tmp_path / "a.md"))
     assert path.read_text() == "an answer\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # /copy and /export never write over the log (issue 12, item 6).
+    log = tmp_path / "kai.db"
+    log.write_bytes(b"the log")
+    for target in (log, tmp_path / "kai.db-wal"):
+        with pytest.raises(KaiLogError, match="own file"):
+            write_to_file("an answer", str(target), log=log)
+    assert log.read_bytes() == b"the log"
 
 
 def test_editor_runs_the_users_editor(tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from ._db import APPLICATION_ID as APPLICATION_ID
 from ._db import MIGRATIONS as MIGRATIONS
 from ._db import default_log_path as default_log_path
-from ._export import open_private as open_private
 from ._log import EventLog as EventLog
+from ._output import check_output as check_output
+from ._output import private_output as private_output
+from ._output import write_private as write_private
 from ._records import APPROVAL as APPROVAL
 from ._records import CANCELLED as CANCELLED
 from ._records import CLIENT_RECORD_TYPES as CLIENT_RECORD_TYPES
@@ -26,6 +28,7 @@ from ._replay import Replay as Replay
 from ._replay import ReplayStep as ReplayStep
 from ._search import SearchHit as SearchHit
 from ._search import safe_query as safe_query
+from ._validate import SkippedRecordWarning as SkippedRecordWarning
 from ._views import LocalChat as LocalChat
 from ._views import LocalChatDetail as LocalChatDetail
 from ._views import LocalMessage as LocalMessage
@@ -55,8 +58,11 @@ __all__ = [
     "Replay",
     "ReplayStep",
     "SearchHit",
+    "SkippedRecordWarning",
     "StoredEvent",
+    "check_output",
     "default_log_path",
-    "open_private",
+    "private_output",
     "safe_query",
+    "write_private",
 ]

@@ -148,23 +148,80 @@ class write_transaction:  # noqa: N801 - used like a function: ``with write_tran
                 conn.execute("ROLLBACK")
 
 
-def _create_file(path: Path) -> None:
-    """Create the file owner-only before SQLite sees it (its -wal/-shm copy this mode)."""
+def _create_file(path: Path) -> os.stat_result | None:
+    """Create the file owner-only before SQLite sees it (its -wal/-shm copy this mode).
+
+    Never through a symbolic link (``O_EXCL`` and ``O_NOFOLLOW``): a link
+    dangling at ``path`` would make SQLite create its target with the default
+    mode, readable by everyone.
+
+    :returns: the new file's status, or None when another process created a
+        regular file there a moment ago.
+    """
     if not path.parent.exists():
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise _error(path, f"cannot create its directory ({exc.strerror})", "log:open") from exc
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        return  # another process created it a moment ago: fine
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise _symlink_error(path, "a symbolic link appeared there") from None
+        return None  # another process created it a moment ago: fine
     except OSError as exc:
         raise _error(path, f"cannot create the file ({exc.strerror}); {_HINT}", "log:open") from exc
-    os.close(fd)
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
-def _check_existing(path: Path, *, read_header: bool) -> None:
+def _symlink_error(path: Path, why: str) -> KaiLogError:
+    return _error(
+        path,
+        f"is a symbolic link and {why}; kai opens a log through a link only when it "
+        f"points at a kai log of yours; pass the log's own path, or {_HINT}",
+        "log:symlink",
+    )
+
+
+def _kai_header(path: Path) -> bool:
+    """True when the file's header says SQLite and kai (application_id at byte 68)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(72)
+    except OSError:
+        return False
+    return head.startswith(_SQLITE_MAGIC) and int.from_bytes(head[68:72]) == APPLICATION_ID
+
+
+def _resolve(path: Path, *, read_header: bool) -> Path:
+    """The file to hand SQLite: ``path``, or the kai log a symbolic link there points at.
+
+    :param read_header: check the link's target is a kai log by its header
+        (only before this process holds a connection: see :func:`_check_existing`).
+    :raises KaiLogError: ``log:symlink`` for a dangling link, or one to a file
+        that is not a regular file of this user's, or not a kai log.
+    """
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return path
+    except OSError:
+        return path  # missing: created below (never through a link)
+    target = Path(os.path.realpath(path))
+    try:
+        st = os.stat(target)
+    except OSError:
+        raise _symlink_error(path, f"its target {target} does not exist") from None
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        raise _symlink_error(path, f"its target {target} is not a file of yours")
+    if read_header and not _kai_header(target):
+        raise _symlink_error(path, f"its target {target} is not a kai log")
+    return target
+
+
+def _check_existing(path: Path, *, read_header: bool) -> os.stat_result:
     """Refuse files we must not touch, before SQLite opens (and maybe changes) them.
 
     :param read_header: also read the file's first bytes. Only before this
@@ -188,7 +245,7 @@ def _check_existing(path: Path, *, read_header: bool) -> None:
             "log:read_only",
         )
     if st.st_size == 0 or not read_header:
-        return
+        return st
     try:
         with open(path, "rb") as f:
             head = f.read(len(_SQLITE_MAGIC))
@@ -201,6 +258,18 @@ def _check_existing(path: Path, *, read_header: bool) -> None:
             f"untouched) or {_HINT}",
             "log:corrupt",
         )
+    return st
+
+
+def _check_same(path: Path, target: Path, checked: os.stat_result) -> None:
+    """Refuse when the file SQLite opened is not the one checked: it was swapped
+    for a link or another file in between."""
+    try:
+        st = os.lstat(target)
+    except OSError as exc:
+        raise _error(path, f"the file vanished while opening ({exc.strerror})", "log:open") from exc
+    if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+        raise _symlink_error(path, "the file was replaced while kai opened it")
 
 
 def _check_kai(conn: sqlite3.Connection, path: Path) -> bool:
@@ -246,17 +315,21 @@ def open_connection(
     :param migrate: run the migrations (the first connection of a log does).
     :raises KaiLogError: for a file that is not a kai log, corrupt, or read-only.
     """
-    if path.exists():
+    target = _resolve(path, read_header=migrate)
+    if target.exists():
         # A reader connection (migrate=False) comes after the writer's: no header read.
-        _check_existing(path, read_header=migrate)
+        checked = _check_existing(target, read_header=migrate)
     else:
-        _create_file(path)
+        # None: another kai process created it a moment ago and may be writing
+        # its first page: no header read (half a page is no verdict).
+        checked = _create_file(target) or _check_existing(target, read_header=False)
     conn: sqlite3.Connection | None = None
     with log_errors(path, "opening"):
         try:
             conn = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                target, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
             )
+            _check_same(path, target, checked)
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
             _check_kai(conn, path)
             _set_wal(conn)

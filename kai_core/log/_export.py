@@ -21,11 +21,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final, TypeAlias
+from typing import IO, Annotated, Any, Final, TypeAlias
 
 import msgspec
 
+from ._output import private_output
 from ._records import IMPORTED_MESSAGE, LogRecord, Origin, StoredEvent
+from ._validate import MAX_SEQ, MAX_TS, MIN_TS, message_problem, record_problem, sane_ts
 
 __all__ = [
     "ExportLine",
@@ -35,22 +37,25 @@ __all__ = [
     "imported_records",
     "open_for_reading",
     "open_for_writing",
-    "open_private",
     "render_markdown",
 ]
 
 FileArg: TypeAlias = "str | os.PathLike[str] | IO[bytes] | IO[str]"
 
 
-class ExportLine(msgspec.Struct, omit_defaults=True):
-    """One line of a JSON lines export."""
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
 
-    seq: int
-    chat_id: str
-    turn: str
-    ts: float
+
+class ExportLine(msgspec.Struct, omit_defaults=True):
+    """One line of a JSON lines export. Positions and times are checked to
+    be in range (see :mod:`._validate`)."""
+
+    seq: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEQ)]
+    chat_id: _Text
+    turn: _Text
+    ts: Annotated[float, msgspec.Meta(ge=MIN_TS, le=MAX_TS)]
     origin: str
-    type: str
+    type: _Text
     body: msgspec.Raw = msgspec.Raw()  # empty = absent (omitted when encoded)
     body_text: str | None = None
 
@@ -79,6 +84,9 @@ def encode_line(ev: StoredEvent) -> bytes:
 def decode_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, StoredEvent]]:
     """Parse export lines into ``(line number, event)``; blank lines are skipped.
 
+    The body of a client record kai reads (a user message, an approval, ...)
+    must have the fields the projections read, of the right types.
+
     :raises ValueError: naming the line that is not a valid export line.
     """
     for number, line in enumerate(lines, 1):
@@ -97,25 +105,30 @@ def decode_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, StoredEvent]]:
         else:
             raise ValueError(f"line {number} has no body")
         origin: Origin = "server" if item.origin == "server" else "client"
+        if origin == "client":
+            problem = _client_body_problem(item.type, body)
+            if problem is not None:
+                raise ValueError(f"line {number}: {problem}")
         yield (
             number,
             StoredEvent(item.seq, item.chat_id, item.turn, item.ts, origin, item.type, body),
         )
 
 
-def open_private(path: str | os.PathLike[str], *, encoding: str = "utf-8") -> IO[str]:
-    """Open ``path`` for writing text, creating it owner-only (0600): exports
-    hold chat contents. An existing file is truncated (its mode is kept)."""
-    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding=encoding)
+def _client_body_problem(kind: str, body: bytes) -> str | None:
+    try:
+        data = _any_decoder.decode(body)
+    except msgspec.DecodeError:
+        data = None
+    return record_problem(kind, data)
 
 
 @contextlib.contextmanager
-def open_for_writing(file: FileArg) -> Iterator[IO[bytes]]:
-    """A binary stream to write to: a path (created owner-only) or a file object."""
+def open_for_writing(file: FileArg, *, log: Path | None = None) -> Iterator[IO[bytes]]:
+    """A binary stream to write to: a path (written as :func:`~._output.private_output`
+    does, never one of ``log``'s files) or a file object."""
     if isinstance(file, str | os.PathLike):
-        fd = os.open(os.fspath(file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
+        with private_output(file, log=log) as out:
             yield out
     elif isinstance(file, io.TextIOBase):
         buffer = getattr(file, "buffer", None)
@@ -154,25 +167,34 @@ def _builtins(value: Any) -> Any:
 
 
 def _timestamp(message: Mapping[str, Any]) -> float | None:
+    """The message's creation time, when it has one kai can store and show."""
     value = message.get("createdAt", message.get("created_at"))
+    ts: object = None
     if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        ts = value.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ts = float(value)
+    elif isinstance(value, str):
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+            ts = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError):
             return None
-    return None
+    return float(ts) if sane_ts(ts) else None  # type: ignore[arg-type]
 
 
-def imported_records(detail: Any, known_ids: set[str], turn: str, now: float) -> list[LogRecord]:
+def imported_records(
+    detail: Any, known_ids: set[str], turn: str, now: float, skipped: list[str] | None = None
+) -> list[LogRecord]:
     """The ``imported-message`` records for the messages of ``detail`` not yet known.
+
+    A message whose fields kai reads have the wrong types (see
+    :func:`~._validate.message_problem`) is left out; a time out of range is
+    replaced by ``now``.
 
     :param detail: a chat detail as ``GET /api/chat/{id}`` returns it: a mapping
         or a Struct/dataclass with ``id``, ``title`` and ``messages``.
     :param known_ids: ids of the chat's messages already in the log (updated).
+    :param skipped: gets one line per message left out, naming it and why.
     """
     data = _builtins(detail)
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -185,6 +207,11 @@ def imported_records(detail: Any, known_ids: set[str], turn: str, now: float) ->
         if not isinstance(message, dict) or not isinstance(message.get("id"), str):
             continue
         if message["id"] in known_ids:
+            continue
+        problem = message_problem(message)
+        if problem is not None:
+            if skipped is not None:
+                skipped.append(f"message {message['id']!r} of chat {chat_id!r}: {problem}")
             continue
         known_ids.add(message["id"])
         body: dict[str, Any] = {"message": message}
@@ -207,9 +234,9 @@ def imported_records(detail: Any, known_ids: set[str], turn: str, now: float) ->
 
 
 def _when(ts: float | None) -> str:
-    if ts is None:
-        return "?"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if not sane_ts(ts):
+        return "?"  # none, or out of what a date can show (an old import)
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")  # type: ignore[arg-type]
 
 
 def _fence(value: Any) -> str:
@@ -268,10 +295,13 @@ def render_markdown(
         lines += ["---", "", f"## {role} · {_when(message.get('ts'))}{note}", ""]
         for part in message.get("parts") or []:
             kind = part.get("type")
-            if kind == "text" and part.get("text"):
-                lines += [part["text"], ""]
-            elif kind == "reasoning" and part.get("text"):
-                lines += ["> " + part["text"].replace("\n", "\n> "), ""]
+            text = part.get("text")
+            if not isinstance(text, str):
+                text = None  # only text is shown as text, whatever a record holds
+            if kind == "text" and text:
+                lines += [text, ""]
+            elif kind == "reasoning" and text:
+                lines += ["> " + text.replace("\n", "\n> "), ""]
             elif isinstance(kind, str) and (kind.startswith("tool-") or kind == "dynamic-tool"):
                 call = calls.get((str(message.get("id")), str(part.get("toolCallId"))))
                 lines += _tool_block(part, call)

@@ -582,6 +582,8 @@ class ChatFold:
                 approval_id = decision.get("approval_id", approval_id)
                 decided_by = decision.get("decided_by")
             output = part.get("output")
+            # Any record may be in a log (an old import, another tool's file):
+            # every column gets a value SQLite takes, whatever the part holds.
             rows.append(
                 {
                     "chat_id": self.chat_id,
@@ -589,14 +591,14 @@ class ChatFold:
                     "message_id": state.id,
                     "message_seq": state.seq,
                     "tool_name": _tool_name(part),
-                    "state": part.get("state"),
+                    "state": _scalar(part.get("state")),
                     "input": _json(part.get("input")),
                     "output": _json(output) if "output" in part else None,
-                    "error_text": part.get("errorText"),
-                    "approval_id": approval_id,
-                    "approved": None if approved is None else int(bool(approved)),
-                    "decided_by": decided_by,
-                    "reason": reason,
+                    "error_text": _scalar(part.get("errorText")),
+                    "approval_id": _scalar(approval_id),
+                    "approved": None if approved is None else int(approved is True),
+                    "decided_by": _scalar(decided_by),
+                    "reason": _scalar(reason),
                 }
             )
         return rows
@@ -606,12 +608,17 @@ def _json(value: Any) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
 
+def _scalar(value: Any) -> str | None:
+    """A text column's value: a string as it is, anything else as its JSON."""
+    return value if value is None or isinstance(value, str) else _json(value)
+
+
 def _apply_approval(message: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     parts = []
     for part in message.get("parts", []):
         approval = part.get("approval") if isinstance(part, dict) else None
         if isinstance(approval, dict) and approval.get("id") == body.get("approval_id"):
-            answered = {**approval, "approved": bool(body.get("approved"))}
+            answered = {**approval, "approved": body.get("approved") is True}
             if body.get("reason") is not None:
                 answered["reason"] = body["reason"]
             part = {**part, "state": "approval-responded", "approval": answered}
@@ -626,7 +633,7 @@ def _decision(request: ToolApprovalRequestEvent, body: dict[str, Any]) -> Approv
         approval_id=request.approval_id,
         tool_call_id=request.tool_call_id,
         tool_name=request.tool_name,
-        approved=bool(body.get("approved")),
+        approved=body.get("approved") is True,  # anything but true rejects
         reason=reason if isinstance(reason, str) else None,
         decided_by=str(body.get("decided_by") or "unknown"),
         rule=rule if isinstance(rule, str) else None,

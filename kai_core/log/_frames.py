@@ -46,6 +46,7 @@ import msgspec
 
 from ..exceptions import KaiLogError
 from ._records import LogRecord, StoredEvent
+from ._validate import MAX_SEQ
 
 __all__ = [
     "FRAME_COLUMNS",
@@ -60,6 +61,7 @@ __all__ = [
     "frames_from_rows",
     "insert_frames",
     "make_frame",
+    "no_room",
     "raise_floor",
     "stored_events",
     "top_seq",
@@ -313,9 +315,34 @@ def allocated_seq(conn: sqlite3.Connection) -> int:
     return top
 
 
+def no_room(conn: sqlite3.Connection, path: object, exc: Exception) -> KaiLogError | None:
+    """The error for a write that failed with ``exc`` when a frame holds a
+    position past :data:`~._validate.MAX_SEQ` (imported by an older kai, the
+    only way the positions run out): it names the chat and the repair. None
+    when no frame does (``exc`` has another cause)."""
+    found = conn.execute(
+        "SELECT chat_id, seq FROM frames WHERE seq > ? ORDER BY seq DESC LIMIT 1", (MAX_SEQ,)
+    ).fetchone()
+    if found is None:
+        return None
+    return KaiLogError(
+        f"event log {path}: no position is left for a new record: chat {found[0]!r} "
+        f"holds one at {found[1]} (imported by an older kai); forget that chat "
+        "(kai log forget) to repair the log",
+        code="log:no_room",
+        cause=str(exc),
+    )
+
+
 def raise_floor(conn: sqlite3.Connection) -> None:
-    """Remember every position handed out so far (before deleting frames)."""
+    """Remember every position handed out so far (before deleting frames).
+
+    Never past :data:`~._validate.MAX_SEQ`: a position beyond it was not handed
+    out by the log but imported by an older kai, and remembering it would
+    leave no room for the next append. Forgetting its chat repairs such a log.
+    """
     conn.execute(
         "INSERT INTO log_state (key, value) VALUES ('seq_floor', "
-        f"{_ALLOCATED}) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+        f"min({_ALLOCATED}, {MAX_SEQ})) ON CONFLICT (key) DO UPDATE SET "
+        f"value = min(max(value, excluded.value), {MAX_SEQ})"
     )

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +34,9 @@ from ._export import (
     open_for_writing,
     render_markdown,
 )
-from ._frames import FRAME_COLUMNS, build_frames, stored_events
+from ._frames import FRAME_COLUMNS, build_frames, no_room, stored_events
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
+from ._output import check_output, private_path
 from ._projections import Projector, read_events
 from ._queries import chat_detail, list_chats, log_stats
 from ._records import LogRecord, StoredEvent
@@ -47,6 +49,7 @@ from ._replay import (
     replay_timed,
 )
 from ._search import SearchHit, search_messages
+from ._validate import SkippedRecordWarning
 from ._views import LocalChat, LocalChatDetail, LocalToolCall, LogStats
 
 __all__ = ["EventLog"]
@@ -160,7 +163,16 @@ class EventLog:
         frames = build_frames(records, time.time())
         self._check_open()
         with self._write_lock, log_errors(self.path, "appending"):
-            return append_frames(self._writer, frames)
+            try:
+                return append_frames(self._writer, frames)
+            except (sqlite3.IntegrityError, OverflowError) as exc:
+                self._raise_no_room(self._writer, exc)
+                raise
+
+    def _raise_no_room(self, conn: sqlite3.Connection, exc: Exception) -> None:
+        error = no_room(conn, self.path, exc)
+        if error is not None:
+            raise error from exc
 
     # -- reading events ----------------------------------------------------
 
@@ -321,11 +333,14 @@ class EventLog:
     def export_jsonl(self, chat_id: str | None, file: FileArg) -> int:
         """Write the events of one chat (or all, ``None``) as JSON lines.
 
-        :param file: a path (created 0600) or a binary/text file object.
+        :param file: a path or a binary/text file object. A path is written
+            whole or not at all, owner-only (0600), and may not be one of the
+            log's own files (see :func:`~kai_core.log.private_output`).
         :returns: the number of events written.
+        :raises KaiLogError: ``log:bad_output`` for the log's own files.
         """
         count = 0
-        with self._reader("exporting") as conn, open_for_writing(file) as out:
+        with open_for_writing(file, log=self.path) as out, self._reader("exporting") as conn:
             if chat_id is None:
                 cursor = conn.execute(f"SELECT {FRAME_COLUMNS} FROM frames ORDER BY seq")
             else:
@@ -355,7 +370,11 @@ class EventLog:
             except ValueError as exc:
                 raise KaiLogError(f"cannot import: {exc}", code="log:bad_import") from exc
         with self._maintenance("importing") as conn:
-            return import_events(conn, parsed)
+            try:
+                return import_events(conn, parsed)
+            except (sqlite3.IntegrityError, OverflowError) as exc:
+                self._raise_no_room(conn, exc)
+                raise
 
     def export_markdown(self, chat_id: str) -> str:
         """A Markdown transcript of one chat for people to read.
@@ -386,13 +405,21 @@ class EventLog:
         Each message whose id is not in the log yet (recorded live or imported
         before) becomes one ``imported-message`` record; all in one transaction.
 
+        A message whose fields kai reads have the wrong types (a list as an
+        approval id, a number as a text) is left out with a
+        :class:`SkippedRecordWarning` naming the chat and the message.
+
         :param detail: ``GET /api/chat/{id}``'s answer: a mapping, Struct or
             dataclass with ``id``, ``title`` and ``messages``.
         :returns: the number of messages imported.
         """
         self.refresh()
+        skipped: list[str] = []
         with self._maintenance("importing a chat") as conn:
-            return import_detail(conn, detail)
+            count = import_detail(conn, detail, skipped)
+        for line in skipped:
+            warnings.warn(f"not imported: {line}", SkippedRecordWarning, stacklevel=2)
+        return count
 
     def forget(self, chat_id: str) -> int:
         """Delete a chat for real: events, projections, index entries, and their bytes.
@@ -412,17 +439,18 @@ class EventLog:
     def backup(self, dest: str | os.PathLike[str]) -> Path:
         """Write a consistent, compacted copy of the log to ``dest`` (``VACUUM INTO``).
 
-        :raises KaiLogError: ``dest`` exists and is not empty.
+        The copy is made owner-only beside ``dest`` and renamed to it when complete.
+
+        :raises KaiLogError: ``dest`` exists and is not empty, or is one of the
+            log's own files (``log:bad_output``).
         """
-        target = Path(dest).expanduser()
+        target = check_output(dest, log=self.path)
         if target.exists() and target.stat().st_size > 0:
             raise KaiLogError(
                 f"backup target {target} exists; choose a new file", code="log:backup_exists"
             )
-        if not target.exists():
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o600))
-        with self._reader("backing up") as conn:
-            conn.execute("VACUUM INTO ?", (str(target),))
+        with private_path(target, log=self.path) as temporary, self._reader("backing up") as conn:
+            conn.execute("VACUUM INTO ?", (str(temporary),))
         return target
 
     def stats(self) -> LogStats:

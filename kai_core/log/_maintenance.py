@@ -22,6 +22,7 @@ from ._frames import (
 )
 from ._projections import count_forget
 from ._records import StoredEvent
+from ._validate import MAX_SEQ
 
 __all__ = ["compact_and_checkpoint", "forget_chat", "import_detail", "import_events"]
 
@@ -46,7 +47,8 @@ def import_events(conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> in
                 keep = seen[ev.turn] = found.fetchone() is None
             if not keep:
                 continue
-            top = ev.seq if ev.seq > top else top + 1
+            # Never past MAX_SEQ: the log keeps room for every later append.
+            top = ev.seq if top < ev.seq <= MAX_SEQ else top + 1
             rows.append((top, ev.chat_id, ev.turn, ev.ts, ev.origin, ev.type, ev.body))
         conn.executemany(INSERT_FRAME_AT, frames_from_rows(rows))
     return len(rows)
@@ -59,16 +61,17 @@ def _chat_id(detail: Any) -> str:
     return value
 
 
-def import_detail(conn: sqlite3.Connection, detail: Any) -> int:
+def import_detail(conn: sqlite3.Connection, detail: Any, skipped: list[str] | None = None) -> int:
     """Record the messages of a server chat detail not yet in the log (projections
-    must be current); return how many."""
+    must be current); return how many. ``skipped`` gets the messages left out
+    (see :func:`~._export.imported_records`)."""
     with write_transaction(conn):
         chat_id = _chat_id(detail)
         known = {
             row[0] for row in conn.execute("SELECT id FROM messages WHERE chat_id = ?", (chat_id,))
         }
         now = time.time()
-        records = imported_records(detail, known, uuid.uuid4().hex, now)
+        records = imported_records(detail, known, uuid.uuid4().hex, now, skipped)
         if records:
             insert_frames(conn, build_frames(records, now))
     return len(records)

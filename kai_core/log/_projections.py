@@ -14,6 +14,7 @@ steps and :meth:`Projector.rebuild` give identical rows (a test checks it).
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from collections import OrderedDict
 from typing import Any, Final
 
@@ -23,11 +24,13 @@ from ._db import write_transaction
 from ._fold import ChatFold, MessageState, message_text, tool_rows
 from ._frames import FRAME_COLUMNS, TOP_SEQ, stored_events, top_seq
 from ._records import StoredEvent
+from ._validate import SkippedRecordWarning
 
 __all__ = [
     "PROJECTION_TABLES",
     "Projector",
     "count_forget",
+    "fold_frame",
     "read_events",
     "write_fold",
 ]
@@ -107,7 +110,9 @@ def _search_row(state: MessageState, text: str) -> tuple[Any, ...]:
     names: list[str] = []
     io: list[str] = []
     for part in tool_rows(state.parts):
-        name = part.get("toolName") or str(part.get("type", ""))[5:]
+        name = part.get("toolName")
+        if not isinstance(name, str):
+            name = str(part.get("type", ""))[5:]
         if name and name not in names:
             names.append(name)
         for key in ("input", "output"):
@@ -159,9 +164,10 @@ class Projector:
                         by_chat.setdefault(frame[2], []).append(frame)
                     for chat_id, chat_frames in by_chat.items():
                         fold = self._fold(conn, chat_id, watermark)
-                        feed = fold.feed_frame
                         for seq, n, _, turn, ts, origin, types, body, sizes in chat_frames:
-                            feed(seq, n, turn, ts, origin, types, body, sizes, after=watermark)
+                            fold_frame(
+                                fold, seq, n, turn, ts, origin, types, body, sizes, after=watermark
+                            )
                         write_fold(conn, fold)
                     last = frames[-1]
                     last_seq: int = last[0] + last[1] - 1
@@ -189,13 +195,15 @@ class Projector:
             # Rebuild the chat's state from its projected events; its rows are
             # already in the file, so nothing is dirty afterwards.
             fold = ChatFold(chat_id)
-            feed = fold.feed_frame
             for seq, n, turn, ts, origin, types, body, sizes in conn.execute(
                 "SELECT seq, n, turn, ts, origin, types, body, sizes FROM frames "
                 "WHERE chat_id = ? AND seq <= ? ORDER BY seq",
                 (chat_id, watermark),
             ):
-                feed(seq, n, turn, ts, origin, types, body, sizes, upto=watermark)
+                # Folded (and warned about) before: quietly.
+                fold_frame(
+                    fold, seq, n, turn, ts, origin, types, body, sizes, upto=watermark, warn=False
+                )
             fold.dirty_messages.clear()
             fold.dirty_votes.clear()
             fold.dirty = False
@@ -234,15 +242,13 @@ class Projector:
             last = top_seq(conn)
             count = 0
             fold: ChatFold | None = None
-            feed = None
             cursor = conn.execute(f"SELECT {FRAME_COLUMNS} FROM frames ORDER BY chat_id, seq")
             for seq, n, chat_id, turn, ts, origin, types, body, sizes in cursor:
                 if fold is None or fold.chat_id != chat_id:
                     if fold is not None:
                         write_fold(conn, fold)
                     fold = ChatFold(chat_id)
-                    feed = fold.feed_frame
-                feed(seq, n, turn, ts, origin, types, body, sizes)  # type: ignore[misc]
+                fold_frame(fold, seq, n, turn, ts, origin, types, body, sizes)
                 count += n
             if fold is not None:
                 write_fold(conn, fold)
@@ -255,6 +261,37 @@ class Projector:
             forgets = _forgets(conn)
         self._known = (last, forgets)
         return count
+
+
+def fold_frame(
+    fold: ChatFold,
+    seq: int,
+    n: int,
+    turn: str,
+    ts: float,
+    origin: str,
+    types: str | bytes,
+    body: bytes,
+    sizes: bytes | None,
+    *,
+    after: int = 0,
+    upto: int | None = None,
+    warn: bool = True,
+) -> None:
+    """Fold one stored frame into ``fold``; a frame that cannot be folded is
+    left out with a :class:`SkippedRecordWarning` naming its chat, so one bad
+    record (an old import, a damaged frame) never stops the projections of
+    the rest of the log."""
+    try:
+        fold.feed_frame(seq, n, turn, ts, origin, types, body, sizes, after=after, upto=upto)
+    except Exception as exc:  # noqa: BLE001 - any record may be in a log; see the docstring
+        if warn:
+            warnings.warn(
+                f"chat {fold.chat_id!r}: the record at position {seq} cannot be read "
+                f"({type(exc).__name__}: {exc}); history, search and stats leave it out",
+                SkippedRecordWarning,
+                stacklevel=2,
+            )
 
 
 def write_fold(conn: sqlite3.Connection, fold: ChatFold) -> None:

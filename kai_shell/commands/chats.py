@@ -75,7 +75,10 @@ def _iso(ts: Any) -> str | None:
         return ts if isinstance(ts, str) else None
     from datetime import datetime
 
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return None  # out of what a date can show (an old import)
 
 
 def format_part(part: dict[str, Any]) -> list[str]:

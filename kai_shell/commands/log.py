@@ -91,20 +91,20 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
             raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
 
         def write() -> None:
-            from kai_core.log import open_private
+            from kai_core.log import check_output, write_private
 
-            out = open_private(output) if output else sys.stdout
-            try:
-                if fmt == "markdown":
-                    text = log.export_markdown(chat_id)
-                    if out is sys.stdout and sys.stdout.isatty():  # to read, not to keep
-                        text = for_terminal(text, multiline=True)
-                    out.write(text)
-                else:
-                    log.export_jsonl(chat_id, out)
-            finally:
+            if output:
+                check_output(output, log=log.path)  # refused before any work
+            if fmt == "markdown":
+                text = log.export_markdown(chat_id)
                 if output:
-                    out.close()
+                    write_private(output, text, log=log.path)
+                elif sys.stdout.isatty():  # to read, not to keep: no escape acts on the terminal
+                    sys.stdout.write(for_terminal(text, multiline=True))
+                else:
+                    sys.stdout.write(text)
+            else:
+                log.export_jsonl(chat_id, output or sys.stdout)
 
         await trio.to_thread.run_sync(write)
 

@@ -40,7 +40,10 @@ REPLAY_MAX_PAUSE = 3.0  # seconds: long silences in a recorded chat are shortene
 def _when(ts: float | None) -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return "?"  # out of what a date can show (an old import)
 
 
 def _need_log(shell: Shell) -> Any:
@@ -282,7 +285,7 @@ def _export_to_file(log: Any, chat_id: str, file: str) -> str:
     if path.suffix == ".jsonl":
         count = log.export_jsonl(chat_id, path)
         return f"wrote {count} events to {path}"
-    write_to_file(log.export_markdown(chat_id), str(path))
+    write_to_file(log.export_markdown(chat_id), str(path), log=log.path)
     return f"wrote {path}"
 
 
@@ -298,7 +301,10 @@ async def copy(shell: Shell, args: str) -> None:
         shell.error("no answer to copy yet")
         return
     if args.strip():
-        path = await trio.to_thread.run_sync(write_to_file, text, args.strip())
+        log_path = shell.log.path if shell.log is not None else None
+        path = await trio.to_thread.run_sync(
+            lambda: write_to_file(text, args.strip(), log=log_path)
+        )
         shell.echo(f"copied the last answer ({len(text)} characters) to {path}")
         return
     if not _isatty(shell.out):

@@ -49,8 +49,12 @@ def copy_to_terminal(text: str, stream: TextIO) -> None:
     stream.flush()
 
 
-def write_to_file(text: str, file: str) -> Path:
-    """Write ``text`` to ``file`` (``~`` expanded); returns the path written."""
-    path = Path(file).expanduser()
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return path
+def write_to_file(text: str, file: str, *, log: Path | None = None) -> Path:
+    """Write ``text`` to ``file`` (``~`` expanded) owner-only and whole or not at
+    all, never to one of ``log``'s files; returns the path written.
+
+    :raises KaiLogError: the file is one of the log's, or cannot be written.
+    """
+    from kai_core.log import write_private
+
+    return write_private(file, text if text.endswith("\n") else text + "\n", log=log)
