@@ -126,6 +126,7 @@ class KaiClient:
         resume_attempts: int = 2,
         on_log_error: Callable[[KaiLogError], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        require_https: bool = False,
     ) -> None:
         portal = Portal()
         client = _trio.KaiClient(
@@ -145,6 +146,7 @@ class KaiClient:
             resume_attempts=resume_attempts,
             on_log_error=_on_loop(portal, on_log_error),
             transport=transport,
+            require_https=require_https,
         )
         self._adopt(client, portal)
 
