@@ -6,7 +6,8 @@ code   meaning
 0      success
 1      any other error reported by the server or the client
 2      bad usage (unknown option, bad argument, empty message, bad
-       search syntax with --raw, a file that is not a kai export)
+       search syntax with --raw, a file that is not a kai export, a
+       chat id prefix that is too short or matches several chats)
 3      missing configuration: no token, no URL, bad policy file, the
        Kai service (--service) not listed by the Storage API
 4      the server refused the token or the access (401, 403)
@@ -56,6 +57,8 @@ _CODE_KINDS = {
     "log:bad_import": "usage",
     "log:backup_exists": "usage",
     "log:no_chat": "not_found",
+    "chat_id:ambiguous": "usage",
+    "chat_id:bad_prefix": "usage",
 }
 
 

@@ -8,7 +8,7 @@ import click
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..ids import ChatId
+from ..ids import ChatId, resolve
 from ..output import to_snake
 
 
@@ -23,7 +23,8 @@ def vote(ctx: click.Context, chat_id: str, message_id: str, vote_type: str) -> N
 
     async def run() -> None:
         async with runtime.client() as client:
-            result = await client.vote(chat_id, message_id, vote_type)
+            full_id = await resolve(runtime, chat_id, client)
+            result = await client.vote(full_id, message_id, vote_type)
         click.echo(f"Voted {getattr(result, 'type', vote_type)} on message {message_id}")
 
     run_trio(ctx, run)
@@ -39,7 +40,7 @@ def get_votes(ctx: click.Context, chat_id: str, json_output: bool) -> None:
 
     async def run() -> None:
         async with runtime.client(with_log=False) as client:
-            votes = await client.get_votes(chat_id)
+            votes = await client.get_votes(await resolve(runtime, chat_id, client))
         if json_output:
             click.echo(json.dumps([to_snake(v) for v in votes], default=str))
             return
