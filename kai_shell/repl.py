@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -50,12 +50,14 @@ from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
 
 from .runtime import Options, Runtime, UsageError, fill_from_environment
+from .shell.answer import Deferred, RunningAnswer
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
 from .shell.builtins import BUILTINS
 from .shell.commands import ShellCommand
 from .shell.keys import QUIT_HINT
 from .shell.prompt import build_prompt
 from .shell.state import ChatEntry, ShellState
+from .shell.terminal import keys_not_echoed
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -125,6 +127,7 @@ class Shell:
         )
         self._input, self._output = input, output
         self._scope: trio.CancelScope | None = None
+        self._answer: RunningAnswer | None = None  # the answer streaming or parked
         self._connected = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._predecided: dict[str, ApprovalDecision] = {}
@@ -281,7 +284,8 @@ class Shell:
     @contextmanager
     def interruptible(self, what: str) -> Iterator[trio.CancelScope]:
         """A cancel scope Ctrl-C cancels; the toolbar shows ``what`` meanwhile."""
-        with trio.CancelScope() as scope:
+        echo_off = keys_not_echoed() if self._input is None else nullcontext()
+        with trio.CancelScope() as scope, echo_off:
             self._scope, self.state.busy = scope, what
             try:
                 yield scope
@@ -418,6 +422,8 @@ class Shell:
 
     def switch_chat(self, chat_id: str, title: str | None = None) -> None:
         """Make ``chat_id`` the current chat (new session, no pending approvals)."""
+        if self._answer is not None and self._answer.parked:
+            self._answer.scope.cancel()  # its decision is not wanted any more
         self.state.new_chat(chat_id, title)
         self._predecided.clear()
         self.held_decisions.clear()
@@ -482,28 +488,102 @@ class Shell:
         await self._render_stream(text, session.stream(text))
 
     async def _render_stream(self, text: str | None, opened: Any) -> None:
-        """Render the events of an ``async with``-able stream under an interruptible scope."""
+        """Render the events of an ``async with``-able stream; Ctrl-C stops it.
+
+        The stream runs in a task of the shell's nursery (see
+        :mod:`.shell.answer`), so that an answer waiting for a decision the
+        user put off can park while the prompt is back.
+        """
+        await self.drop_parked_answer()
         self.state.begin_answer()
         self.renderer.begin(text)
-        failed: KaiError | None = None
-        with self.interruptible("answering") as scope:
+        if self._nursery is None:  # run() is not running: the answer cannot outlive us
+            async with trio.open_nursery() as nursery:
+                answer = RunningAnswer(can_park=False)
+                nursery.start_soon(self._stream_answer, answer, opened)
+                await self._follow(answer)
+            return
+        answer = RunningAnswer(can_park=True)
+        self._answer = answer
+        self._nursery.start_soon(self._stream_answer, answer, opened)
+        await self._follow(answer)
+
+    async def _stream_answer(self, answer: RunningAnswer, opened: Any) -> None:
+        with answer.scope:
             try:
                 async with opened as events:
                     async for event in events:
                         self._on_event(event)
-            except KaiError as exc:
-                failed = exc
+            except Exception as exc:  # reported by the follower, as if raised there
+                answer.error = exc
             finally:
                 self.renderer.end()
                 self.state.end_answer()
                 self._sync_pending()
-        if scope.cancelled_caught:
+                if self._answer is answer:
+                    self._answer = None
+                answer.finish()
+
+    async def _follow(self, answer: RunningAnswer) -> None:
+        """Wait until the answer ends or parks; Ctrl-C meanwhile stops it."""
+        saved = self._scope, self.state.busy
+        self._scope, self.state.busy = answer.scope, "answering"
+        try:
+            with keys_not_echoed() if self._input is None else nullcontext():
+                await answer.settled()
+        finally:
+            self._scope, self.state.busy = saved
+        if answer.parked:
+            return
+        stopped = answer.scope.cancelled_caught
+        if stopped:
             self.warn("stopped (Ctrl-C); what arrived is kept in the log")
-        if failed is not None:
-            self._server_error(failed)
-        elif not scope.cancelled_caught:
+        if isinstance(answer.error, KaiError):
+            self._server_error(answer.error)
+        elif answer.error is not None:
+            raise answer.error
+        elif not stopped:
             self._set_online()
         self.refresh_chats()
+
+    async def drop_parked_answer(self) -> None:
+        """Stop an answer left waiting for a put-off decision (a new message replaces it)."""
+        answer = self._answer
+        if answer is not None and answer.parked:
+            answer.scope.cancel()
+            await answer.settled()
+
+    async def _put_off(self, request: ApprovalRequest) -> ApprovalDecision:
+        """Ctrl-C at the approval question: park the answer, back to the prompt,
+        and wait there for ``/approve`` or ``/deny``."""
+        answer = self._answer
+        deferred = Deferred(request.tool_name)
+        assert answer is not None
+        self.renderer.end()
+        self._sync_pending()
+        self.warn(
+            f"{request.tool_name} waits for your decision: /approve or /deny "
+            f"{request.tool_call_id}; the answer goes on then (a new message drops it)"
+        )
+        answer.park(request.tool_call_id, deferred)
+        decision = await deferred.wait()
+        answer.unpark()
+        self.renderer.begin(None)
+        return decision
+
+    async def settle_put_off(self, tool_call_id: str, decision: ApprovalDecision) -> bool:
+        """Give a put-off decision to its parked answer and follow the answer again.
+
+        :returns: False when no parked answer waits for ``tool_call_id``.
+        """
+        answer = self._answer
+        deferred = answer.deferred.pop(tool_call_id, None) if answer is not None else None
+        if answer is None or deferred is None:
+            return False
+        deferred.settle(decision)
+        await trio.lowlevel.checkpoint()  # let the answer take it before we look
+        await self._follow(answer)
+        return True
 
     def _on_event(self, event: Event) -> None:
         self.state.see(event)
@@ -530,7 +610,10 @@ class Shell:
             try:
                 line = await trio.to_thread.run_sync(self.approval_prompt.read, request.tool_name)
             except KeyboardInterrupt:
-                # Ctrl-C stops the whole answer; the call stays pending for /approve, /deny.
+                if self._answer is not None and self._answer.can_park:
+                    # Put off: the answer waits (its stream open) for /approve, /deny.
+                    return await self._put_off(request)
+                # No parking here: Ctrl-C stops the answer; the call stays pending.
                 self.interrupt()
                 await trio.lowlevel.checkpoint()
                 raise AssertionError("unreachable: the answer's scope was cancelled") from None
@@ -571,6 +654,8 @@ class Shell:
 
     async def decide_pending(self, tool_call_id: str, decision: ApprovalDecision) -> None:
         """Answer a tool call left pending (its answer was stopped while it waited)."""
+        if await self.settle_put_off(tool_call_id, decision):
+            return
         from .shell.pending import decide_pending
 
         await decide_pending(self, tool_call_id, decision)
