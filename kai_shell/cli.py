@@ -57,6 +57,15 @@ GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--no-log",), {"is_flag": True, "help": "Do not record this run in the event log."}),
     (("--renderer",), {"help": "How answers are shown: markdown, plain, json, or a plugin's."}),
     (("--policy",), {"type": click.Path(dir_okay=False), "help": "Approval rules file (TOML)."}),
+    (
+        ("--theme",),
+        {
+            "envvar": "KAI_THEME",
+            "type": click.Choice(["dark", "light"]),
+            "help": "kai-shell's colours for a dark or light terminal (or KAI_THEME; "
+            "default: from COLORFGBG, else dark).",
+        },
+    ),
     (("--debug",), {"is_flag": True, "help": "Show tracebacks for errors."}),
 )
 """The global options: ``(flags, click.Option settings)``."""

@@ -58,6 +58,7 @@ from .shell.keys import QUIT_HINT
 from .shell.prompt import build_prompt
 from .shell.state import ChatEntry, ShellState
 from .shell.terminal import keys_not_echoed
+from .shell.theme import LINE_COLORS, THEMES, choose_theme
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -71,10 +72,10 @@ if TYPE_CHECKING:
 __all__ = ["Shell", "main", "run_shell", "run_shell_async"]
 
 CONNECT_WAIT = 15.0  # seconds a message waits for a connection still being made
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between attempts to reach the server (doubling)
 CHAT_CACHE_SIZE = 500  # chats offered by completion
 _INTERRUPTED = "\x00interrupted"  # what the prompt thread returns for Ctrl-C
 
-_COLORS = {"warn": "\x1b[33m", "error": "\x1b[31m", "dim": "\x1b[2m", "user": "\x1b[1;36m"}
 _RESET = "\x1b[0m"
 
 
@@ -88,6 +89,7 @@ class Shell:
     :param stream: where answers and command output go (default ``sys.stdout``).
     :param history: the prompt history (default: the history file).
     :param handle_sigint: own SIGINT while the shell runs (needs the main thread).
+    :param welcome: lines shown after the greeting (``kai demo``'s things to try).
 
     Plugin commands get this object: :meth:`echo`, :meth:`warn`,
     :meth:`error`, :meth:`send`, :attr:`client` (None while offline),
@@ -105,10 +107,13 @@ class Shell:
         stream: TextIO | None = None,
         history: History | None = None,
         handle_sigint: bool = True,
+        welcome: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.out: TextIO = stream or sys.stdout
         self.color = _wants_color(self.out)
+        self.theme = choose_theme(runtime.options.theme)
+        self.welcome = welcome
         self.offline_only = offline
         self.handle_sigint = handle_sigint
         self.state = ShellState(chat_id=chat_id or _new_chat_id())
@@ -123,12 +128,15 @@ class Shell:
         self._add_plugin_commands()
         self.renderer = self._make_renderer()
         self.prompt = build_prompt(
-            self.registry, self.state, history=history, input=input, output=output
+            self.registry, self.state, history=history, input=input, output=output, theme=self.theme
         )
         self._input, self._output = input, output
         self._scope: trio.CancelScope | None = None
         self._answer: RunningAnswer | None = None  # the answer streaming or parked
-        self._connected = trio.Event()
+        self._connected = trio.Event()  # the first attempt to connect has ended
+        self._attempted = trio.Event()  # set (and replaced) as each attempt ends
+        self._retry_now = trio.Event()  # a message, /ping or /reconnect wants a try now
+        self._retrying = False  # a connection loop runs (not --offline, a token given)
         self._nursery: trio.Nursery | None = None
         self._predecided: dict[str, ApprovalDecision] = {}
         self.held_decisions: dict[str, tuple[ToolApprovalRequestEvent, ApprovalDecision]] = {}
@@ -184,7 +192,7 @@ class Shell:
     def styled(self, text: str, style: str | None = None) -> None:
         """Print a line in a style (``warn``, ``error``, ``dim``, ``user``) when colors are on."""
         if style and self.color:
-            text = f"{_COLORS[style]}{text}{_RESET}"
+            text = f"{LINE_COLORS[self.theme][style]}{text}{_RESET}"
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -232,6 +240,7 @@ class Shell:
                 self._set_offline("no Storage API token")
                 self._connected.set()
             else:
+                self._retrying = True
                 nursery.start_soon(self._connection)
             self.refresh_chats()
             self._greet()
@@ -247,6 +256,8 @@ class Shell:
         title = self.state.title_of(self.state.chat_id or "")
         where = f"chat {self.state.chat_id}" + (f" ({title})" if title else " (new)")
         self.dim(f"kai-shell: {where}. Type a message; /help for commands; Ctrl-D to quit.")
+        if self.welcome:
+            self.echo(self.welcome)
         if self.state.server == "offline":
             self.warn(
                 f"offline ({self.state.server_note}): recorded chats work: /chats /search /replay"
@@ -333,25 +344,57 @@ class Shell:
     # -- the server ----------------------------------------------------------------
 
     async def _connection(self) -> None:
-        """Connect, then hold the client open until the shell ends."""
-        try:
-            async with self.runtime.client() as client:
-                self.client = client
-                self._new_session(self.state.chat_id)
-                self._connected.set()
-                self.state.server_note = _describe(client)
-                await self.check_server()
-                if self.client is not None:
-                    self._nursery_start(self._load_tool_names)
-                await trio.sleep_forever()
-        except UsageError as exc:
-            self._set_offline(str(exc).split(":")[0])
-        except KaiError as exc:
-            self._set_offline(_short_error(exc))
-        finally:
-            self.client = None
-            self.session = None
-            self._connected.set()
+        """Connect, and hold the client open until the shell ends.
+
+        While the server cannot be reached, try again after 1, 2, 4 ... 30
+        seconds, or at once when a message, ``/ping`` or ``/reconnect`` asks
+        (:meth:`reconnect`). A configuration problem (no URL) is not retried.
+        """
+        delay = RETRY_FIRST
+        while True:
+            try:
+                async with self.runtime.client() as client:
+                    self.client = client
+                    self._new_session(self.state.chat_id)
+                    self.state.server_note = _describe(client)
+                    await self.check_server()
+                    self._attempt_ended()
+                    if self.client is not None:
+                        self._nursery_start(self._load_tool_names)
+                    await trio.sleep_forever()
+            except UsageError as exc:
+                self._set_offline(str(exc).split(":")[0])
+                self._retrying = False
+                return
+            except KaiError as exc:
+                self._set_offline(_short_error(exc))
+            finally:
+                self.client = None
+                self.session = None
+                self._attempt_ended()
+            with trio.move_on_after(delay):
+                await self._retry_now.wait()
+            self._retry_now = trio.Event()
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _attempt_ended(self) -> None:
+        self._connected.set()
+        ended, self._attempted = self._attempted, trio.Event()
+        ended.set()
+
+    async def reconnect(self) -> bool:
+        """Try to reach the server now, if the shell is offline; True when connected."""
+        if self.client is not None:
+            return True
+        if not self._retrying:
+            return False
+        attempt = self._attempted
+        self.state.server = "connecting"
+        self.invalidate()
+        self._retry_now.set()
+        with trio.move_on_after(CONNECT_WAIT):
+            await attempt.wait()
+        return self.client is not None
 
     def _set_offline(self, why: str) -> None:
         self.state.server, self.state.server_note = "offline", why
@@ -389,6 +432,8 @@ class Shell:
         if self.client is None and not self._connected.is_set():
             with trio.move_on_after(CONNECT_WAIT):
                 await self._connected.wait()
+        if self.client is None:
+            await self.reconnect()
         if self.client is None or self.session is None:
             self.error(
                 f"{what} needs the server, and the shell is offline ({self.state.server_note})"
@@ -480,6 +525,9 @@ class Shell:
     async def send(self, text: str) -> None:
         """Send a message in the current chat and render the answer as it streams."""
         if not await self.require_client("sending a message"):
+            # Not lost: it is in the prompt's history (not pre-filled at the
+            # prompt, where keys typed ahead would be appended to it).
+            self.dim("(not sent: Up brings it back to send it again)")
             return
         assert self.session is not None
         session = self.session
@@ -743,6 +791,11 @@ def run_shell(runtime: Runtime, *, chat_id: str | None = None, offline: bool = F
 @click.option("--vote", is_flag=True, help="Ask for a vote after each answer.")
 @click.option("--chat-id", help="Continue this chat.")
 @click.option("--offline", is_flag=True, help="Do not connect: only recorded chats.")
+@click.option(
+    "--theme",
+    type=click.Choice(THEMES),
+    help="Colours for a dark or light terminal (or KAI_THEME; default: from COLORFGBG, else dark).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(chat_id: str | None, offline: bool, **options: Any) -> None:
     """kai-shell: chat with Kai; every chat recorded, searchable, replayable offline.

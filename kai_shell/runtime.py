@@ -92,6 +92,7 @@ class Options:
     auto_approve: bool = False
     debug: bool = False
     vote: bool = False
+    theme: str | None = None
 
     def resolved_token(self) -> str | None:
         return self.token or os.environ.get("STORAGE_API_TOKEN") or None

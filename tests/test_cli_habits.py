@@ -22,6 +22,7 @@ from .test_cli_common import TOKEN, WRONG_TOKEN, Kai, chat_id_of, client_records
 
 pytestmark = pytest.mark.e2e
 
+PROJECT = Path(__file__).resolve().parent.parent
 DATE_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"
 
 
@@ -233,3 +234,41 @@ async def test_replay_caps_gaps_and_skips_what_shows_nothing(
     result = await kai("replay", chat_id[:8], "--max-pause", "0.01", db=stretched)
     assert result.returncode == 0, result
     assert ">>> list my tables" in result.stdout and "list_tables" in result.stdout
+
+
+# -- 7. hints that work the way kai was started -----------------------------------------
+
+
+async def test_hints_name_kai_as_it_was_started(kai: Kai) -> None:
+    import os
+    import shutil
+
+    import trio
+
+    from .test_cli_common import KAI
+
+    venv_bin = str(Path(KAI).parent)
+    off_path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin
+    )
+    on_path = venv_bin + os.pathsep + off_path
+    demo_db = kai.root / "demo.db"
+    by_path = await kai("demo", env=kai.env(PATH=off_path), db=demo_db)
+    assert f"Try: {KAI} --db {demo_db} history --local" in by_path.stdout, by_path
+    by_name = await kai("demo", env=kai.env(PATH=on_path), db=demo_db)
+    assert f"Try: kai --db {demo_db} history --local" in by_name.stdout, by_name
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is needed to run this test (the project is run with it)")
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [uv, "run", "--no-sync", "--offline", "kai", "--db", str(demo_db), "demo"],
+            cwd=str(PROJECT),
+            env=kai.env(PATH=off_path),
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    shown = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert f"Try: uv run kai --db {demo_db} history --local" in shown, shown

@@ -17,7 +17,7 @@ import pytest
 from kai_core.log import EventLog
 from kai_core.testing import Say, open_emulator
 
-from .test_shell_e2e import PROMPT, children, in_thread, online_args, quit_shell, say, spawn
+from .test_shell_e2e import children, in_thread, online_args, quit_shell, say, spawn
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +83,91 @@ async def test_ctrl_c_at_the_approval_question_then_approve_shows_the_rest(
     assert detail is not None
     answer = [m.text for m in detail.messages if m.role == "assistant"]
     assert any("was created" in text for text in answer), answer  # /open shows it
+
+
+async def test_started_with_the_server_down_it_goes_online_when_it_is_back(
+    tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    from .test_cli_common import closed_port_url
+
+    url = closed_port_url()
+    port = int(url.rsplit(":", 1)[1])
+    child: pexpect.spawn | None = None
+
+    def while_down() -> None:
+        nonlocal child
+        # discovery only (no --base-url): before, a failed start stayed offline for good
+        child = spawn(tmp_path, "--token", "t", "--url", url)
+        children.append(child)
+        say(child, "hello")  # waits for the first attempt, then tries once more
+        child.expect("needs the server, and the shell is offline")
+        child.expect(re.escape("not sent: Up brings it back"))
+
+    def when_back() -> None:
+        assert child is not None
+        child.send("\x1b[A")  # Up: the message again
+        child.expect("hello")
+        child.send("\r")  # sending it connects first
+        child.expect("How can I help")
+        child.expect("Σ")
+        child.send("/reconnect\r")
+        child.expect(re.escape("online: kai-agent @ 127.0.0.1"))
+        child.send("/quit\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+
+    await in_thread(while_down)
+    async with open_emulator(port=port):
+        await in_thread(when_back)
+
+
+async def test_demo_welcomes_and_help_lists_the_emulator_words(
+    tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    from .test_cli_common import KAI
+
+    def dialogue() -> None:
+        child = spawn(tmp_path, "demo", program=KAI)
+        children.append(child)
+        child.expect("Welcome to the kai demo")
+        for text in ("hello", "what tables do I have?", "create a bucket called demo"):
+            child.expect(re.escape(text))
+        say(child, "/help")
+        child.expect("On the emulator, scripted words")
+        child.expect("two buckets")
+        say(child, "what tables do I have?")
+        child.expect("list_tables")
+        child.expect("Σ")
+        child.send("/quit\r")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+
+    await in_thread(dialogue)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "warn_colour"),
+    [
+        ([], {"COLORFGBG": "0;15"}, "\x1b[38;5;130m"),  # the terminal says: light background
+        ([], {"COLORFGBG": "15;0"}, "\x1b[33m"),  # dark background
+        (["--theme", "dark"], {"COLORFGBG": "0;15"}, "\x1b[33m"),  # the flag wins
+        ([], {"KAI_THEME": "light"}, "\x1b[38;5;130m"),
+    ],
+)
+async def test_colours_follow_the_terminal_theme(
+    tmp_path: Path,
+    children: list[pexpect.spawn],
+    args: list[str],
+    env: dict[str, str],
+    warn_colour: str,
+) -> None:
+    def dialogue() -> None:
+        child = spawn(tmp_path, *args, env_extra=env)  # no token: offline, warned
+        children.append(child)
+        child.expect(re.escape(warn_colour + "offline (no Storage API token)"))
+        say(child, "/quit")
+        child.expect(pexpect.EOF)
+
+    await in_thread(dialogue)

@@ -399,6 +399,19 @@ async def ping(shell: Shell, args: str) -> None:
         shell.echo(f"pong from {shell.state.server_note} in {took * 1000:.0f} ms")
 
 
+@BUILTINS.command("reconnect")
+async def reconnect(shell: Shell, args: str) -> None:
+    """Try to reach the server now (the shell also retries by itself while offline)."""
+    if shell.client is None and not await shell.reconnect():
+        shell.error(f"still offline ({shell.state.server_note})")
+        return
+    took = await shell.check_server()
+    if took is None:
+        shell.error(f"the server does not answer ({shell.state.server_note})")
+    else:
+        shell.echo(f"online: {shell.state.server_note}")
+
+
 @BUILTINS.command("info", needs_server=True)
 async def info(shell: Shell, args: str) -> None:
     """Show the server's name, version, uptime and MCP connections."""
@@ -443,6 +456,10 @@ async def help_(shell: Shell, args: str) -> None:
         "Ctrl-R searches history; Ctrl-X Ctrl-E edits the line in $EDITOR; Ctrl-D quits. "
         "Start a message with // to send a line beginning with /."
     )
+    from .emulator import WORDS_HELP, on_emulator
+
+    if await on_emulator(shell):
+        shell.dim(WORDS_HELP)
 
 
 @BUILTINS.command("quit", aliases=("exit", "q"))
