@@ -121,7 +121,9 @@ async def open_chat(shell: Shell, args: str) -> None:
     log = shell.log
     detail = await trio.to_thread.run_sync(log.get_chat, chat_id) if log is not None else None
     if detail is None and shell.client is not None:
-        server_chat = await shell.client.get_chat(chat_id)
+        from ..server_chat import get_chat
+
+        server_chat = await get_chat(shell.client, chat_id)
         shell.switch_chat(chat_id, server_chat.title)
         if log is not None:
             await trio.to_thread.run_sync(log.import_chat, server_chat)
@@ -156,7 +158,9 @@ async def delete(shell: Shell, args: str) -> None:
     if not await shell.confirm(f"Delete chat {chat_id} {title!r} on the server?"):
         shell.dim("not deleted")
         return
-    await shell.client.delete_chat(chat_id)
+    from ..server_chat import delete_chat
+
+    await delete_chat(shell.client, chat_id)  # "no chat ... on the server" when unknown
     shell.echo(f"deleted {chat_id} on the server")
     if chat_id == shell.state.chat_id:
         shell.new_chat()
