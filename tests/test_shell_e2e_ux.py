@@ -171,3 +171,25 @@ async def test_colours_follow_the_terminal_theme(
         child.expect(pexpect.EOF)
 
     await in_thread(dialogue)
+
+
+async def test_delete_and_open_of_a_chat_the_server_does_not_know(
+    tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    import uuid
+
+    unknown = str(uuid.uuid4())
+    async with open_emulator() as emulator:
+
+        def dialogue() -> None:
+            child = spawn(tmp_path, *online_args(emulator))
+            children.append(child)
+            say(child, f"/delete {unknown}")
+            child.expect(r"\[y/N\]")
+            child.send("y\r")
+            child.expect(re.escape(f"no chat {unknown} on the server"))
+            say(child, f"/open {unknown}")
+            child.expect(re.escape(f"no chat {unknown} on the server"))
+            quit_shell(child)
+
+        await in_thread(dialogue)
