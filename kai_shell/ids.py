@@ -37,8 +37,8 @@ class _ChatIdType(click.ParamType):
             return text
         if len(text) < MIN_PREFIX or not set(text) <= _ID_CHARACTERS:
             self.fail(
-                f"{text!r} is not a chat id, nor a prefix of one (at least {MIN_PREFIX} "
-                "characters of an id, see `kai history`)",
+                f"{text!r} is not a chat id (a UUID), nor a prefix of one (at least "
+                f"{MIN_PREFIX} characters of an id, see `kai history`)",
                 param,
                 ctx,
             )
