@@ -33,7 +33,10 @@ OFFLINE_PROMPT = re.compile(rf"kai{ANSI} \(offline\){ANSI}> ")
 KAI_SHELL = str(Path(sys.executable).with_name("kai-shell"))
 
 
-def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
+def spawn(
+    tmp_path: Path, *args: str, program: str = KAI_SHELL, env_extra: dict[str, str] | None = None
+) -> pexpect.spawn:
+    """``program --db <tmp>/kai.db *args`` on a pty, with a clean environment."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -45,8 +48,9 @@ def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
         KAI_LOAD_PLUGINS="",
         XDG_STATE_HOME=str(tmp_path / "state"),
     )
+    env.update(env_extra or {})
     child = pexpect.spawn(
-        KAI_SHELL,
+        program,
         ["--db", str(tmp_path / "kai.db"), *args],
         env=env,
         cwd=str(tmp_path),  # no .env.local from the checkout

@@ -13,7 +13,8 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..output import to_snake
+from ..ids import ChatId, resolve
+from ..output import local_time, to_snake, with_iso_times
 from ..runtime import Runtime, UsageError
 
 
@@ -52,16 +53,17 @@ def stats(ctx: click.Context, json_output: bool) -> None:
         log = _log(runtime)
         data = to_snake(await trio.to_thread.run_sync(log.stats))
         if json_output:
-            click.echo(json.dumps(data, default=str))
+            click.echo(json.dumps(with_iso_times(data, "first_ts", "last_ts"), default=str))
         else:
             for key, value in data.items():
-                click.echo(f"{key}: {value}")
+                shown = local_time(value) if key in ("first_ts", "last_ts") else value
+                click.echo(f"{key}: {shown}")
 
     run_trio(ctx, run)
 
 
 @log.command()
-@click.argument("chat_id", required=False)
+@click.argument("chat_id", type=ChatId, required=False)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
 )
@@ -75,8 +77,11 @@ def stats(ctx: click.Context, json_output: bool) -> None:
 )
 @click.pass_context
 def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str) -> None:
-    """Export one chat (or all) as JSON lines or a Markdown transcript."""
+    """Export one chat (or all) as JSON lines or a Markdown transcript.
+
+    CHAT_ID may be the first 4+ characters of the id."""
     runtime = runtime_of(ctx)
+    word = chat_id
     if fmt == "markdown" and chat_id is None:
         raise click.UsageError("--format markdown needs a CHAT_ID")
 
@@ -86,6 +91,7 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
         from kai_core.exceptions import KaiNotFoundError
 
         log = _log(runtime)
+        chat_id = await resolve(runtime, word) if word is not None else None
         if chat_id is not None and not await trio.to_thread.run_sync(log.has_chat, chat_id):
             # checked first, so that -o does not leave an empty file behind
             raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
