@@ -9,6 +9,8 @@ from ._db import APPLICATION_ID as APPLICATION_ID
 from ._db import MIGRATIONS as MIGRATIONS
 from ._db import default_log_path as default_log_path
 from ._export import open_private as open_private
+from ._html import LARGE_TOOL_OUTPUT as LARGE_TOOL_OUTPUT
+from ._html import render_html as render_html
 from ._log import EventLog as EventLog
 from ._records import APPROVAL as APPROVAL
 from ._records import CANCELLED as CANCELLED
@@ -39,6 +41,7 @@ __all__ = [
     "CLIENT_RECORD_TYPES",
     "DELETE_CHAT",
     "IMPORTED_MESSAGE",
+    "LARGE_TOOL_OUTPUT",
     "MIGRATIONS",
     "RESUME",
     "STREAM_ERROR",
@@ -58,5 +61,6 @@ __all__ = [
     "StoredEvent",
     "default_log_path",
     "open_private",
+    "render_html",
     "safe_query",
 ]

@@ -66,17 +66,29 @@ def stats(ctx: click.Context, json_output: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "markdown"]),
+    type=click.Choice(["jsonl", "markdown", "html"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: the events, re-importable; markdown: a transcript to read.",
+    help="jsonl: the events, re-importable; markdown: a transcript to read; "
+    "html: a self-contained page to open in a browser or share.",
+)
+@click.option(
+    "--include-tool-output",
+    is_flag=True,
+    help="html: keep tool outputs of any size (else those over 4 KiB are left out).",
 )
 @click.pass_context
-def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str) -> None:
-    """Export one chat (or all) as JSON lines or a Markdown transcript."""
+def export(
+    ctx: click.Context,
+    chat_id: str | None,
+    output: str | None,
+    fmt: str,
+    include_tool_output: bool,
+) -> None:
+    """Export one chat (or all) as JSON lines, a Markdown transcript or an HTML page."""
     runtime = runtime_of(ctx)
-    if fmt == "markdown" and chat_id is None:
-        raise click.UsageError("--format markdown needs a CHAT_ID")
+    if fmt != "jsonl" and chat_id is None:
+        raise click.UsageError(f"--format {fmt} needs a CHAT_ID")
 
     async def run() -> None:
         import trio
@@ -95,6 +107,13 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
             try:
                 if fmt == "markdown":
                     out.write(log.export_markdown(chat_id))
+                elif fmt == "html":
+                    token = runtime.options.resolved_token()
+                    out.write(
+                        log.export_html(
+                            chat_id, include_tool_output=include_tool_output, secrets=[token or ""]
+                        )
+                    )
                 else:
                     log.export_jsonl(chat_id, out)
             finally:
