@@ -347,6 +347,13 @@ def test_large_tool_outputs_are_left_out_unless_asked_for() -> None:
     assert not by_class(small, "omitted") and "row 2" in text_of(small)
 
 
+def test_the_cli_help_names_the_limit() -> None:
+    from kai_shell.commands.log import export
+
+    (flag,) = [p for p in export.params if p.name == "include_tool_output"]
+    assert f"over {LARGE_TOOL_OUTPUT // 1024} KiB" in str(getattr(flag, "help", ""))
+
+
 def test_secrets_are_masked_wherever_they_are() -> None:
     part = {
         "type": "tool-env",
