@@ -100,20 +100,22 @@ def export(
             # checked first, so that -o does not leave an empty file behind
             raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
 
+        def transcript() -> str:
+            if fmt == "markdown":
+                return str(log.export_markdown(chat_id))
+            token = runtime.options.resolved_token()  # masked, should the log hold it
+            page = log.export_html(
+                chat_id, include_tool_output=include_tool_output, secrets=[token or ""]
+            )
+            return str(page)
+
         def write() -> None:
             from kai_core.log import open_private
 
             out = open_private(output) if output else sys.stdout
             try:
-                if fmt == "markdown":
-                    out.write(log.export_markdown(chat_id))
-                elif fmt == "html":
-                    token = runtime.options.resolved_token()
-                    out.write(
-                        log.export_html(
-                            chat_id, include_tool_output=include_tool_output, secrets=[token or ""]
-                        )
-                    )
+                if fmt != "jsonl":
+                    out.write(transcript())
                 else:
                     log.export_jsonl(chat_id, out)
             finally:
