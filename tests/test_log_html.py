@@ -22,7 +22,7 @@ from xml.etree.ElementTree import Element
 import html5lib
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kai_core.log import LARGE_TOOL_OUTPUT, EventLog, LocalChatDetail, render_html
@@ -290,6 +290,7 @@ MARKDOWNISH = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(text=MARKDOWNISH, attribute=MARKDOWNISH)
+@example(text="``` ", attribute="")  # a code fence with a blank info string
 def test_no_text_can_add_markup(text: str, attribute: str) -> None:
     part = {"type": "tool-x", "toolCallId": "t", "state": "input-available", "input": attribute}
     detail = _detail([_user(text), _assistant(text, parts=[part])], title=attribute)
@@ -301,12 +302,12 @@ def test_markdown_is_rendered_for_the_subset_kai_uses() -> None:
         "# Heading\n\nSome **bold**, *italic*, `code` and [a link](https://keboola.com).\n\n"
         "- one\n- two\n\n1. first\n2. second\n\n"
         "| table | rows |\n| :-- | --: |\n| in.c-main.orders | 5400 |\n\n"
-        "```sql\nSELECT * FROM orders;\n```\n\n~~gone~~"
+        "```sql\nSELECT * FROM orders;\n```\n\n~~gone~~\n\n``` \t\nno language\n```"
     )
     tree = parse(render_html(_detail([_user("**not markdown**"), _assistant(answer)])))
     assert_inert(tree)  # no style attribute either: the page's policy would refuse it
     (markdown,) = by_class(tree, "markdown")
-    assert [tag(e) for e in markdown] == ["h3", "p", "ul", "ol", "table", "pre", "p"]
+    assert [tag(e) for e in markdown] == ["h3", "p", "ul", "ol", "table", "pre", "p", "pre"]
     assert text_of(find_all(markdown, "strong")[0]) == "bold"
     assert text_of(find_all(markdown, "em")[0]) == "italic"
     (link,) = find_all(markdown, "a")

@@ -67,9 +67,8 @@ def _tidy(tokens: list[Token]) -> None:
             if match:
                 token.attrSet("class", f"align-{match.group(1)}")
         elif token.type == "fence":
-            token.info = _NOT_LANGUAGE.sub(
-                "", token.info.split(maxsplit=1)[0] if token.info else ""
-            )
+            words = token.info.split(maxsplit=1)  # none when the info is blank
+            token.info = _NOT_LANGUAGE.sub("", words[0]) if words else ""
         if token.children:
             _tidy(token.children)
 
