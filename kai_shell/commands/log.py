@@ -70,20 +70,32 @@ def stats(ctx: click.Context, json_output: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "markdown"]),
+    type=click.Choice(["jsonl", "markdown", "html"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: the events, re-importable; markdown: a transcript to read.",
+    help="jsonl: the events, re-importable; markdown: a transcript to read; "
+    "html: a self-contained page to open in a browser or share.",
+)
+@click.option(
+    "--include-tool-output",
+    is_flag=True,
+    help="html: keep tool outputs of any size (else those over 4 KiB are left out).",
 )
 @click.pass_context
-def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str) -> None:
-    """Export one chat (or all) as JSON lines or a Markdown transcript.
+def export(
+    ctx: click.Context,
+    chat_id: str | None,
+    output: str | None,
+    fmt: str,
+    include_tool_output: bool,
+) -> None:
+    """Export one chat (or all) as JSON lines, a Markdown transcript or an HTML page.
 
     CHAT_ID may be the first 4+ characters of the id."""
     runtime = runtime_of(ctx)
     word = chat_id
-    if fmt == "markdown" and chat_id is None:
-        raise click.UsageError("--format markdown needs a CHAT_ID")
+    if fmt != "jsonl" and chat_id is None:
+        raise click.UsageError(f"--format {fmt} needs a CHAT_ID")
 
     async def run() -> None:
         import trio
@@ -96,13 +108,22 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
             # checked first, so that -o does not leave an empty file behind
             raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
 
+        def transcript() -> str:
+            if fmt == "markdown":
+                return str(log.export_markdown(chat_id))
+            token = runtime.options.resolved_token()  # masked, should the log hold it
+            page = log.export_html(
+                chat_id, include_tool_output=include_tool_output, secrets=[token or ""]
+            )
+            return str(page)
+
         def write() -> None:
             from kai_core.log import check_output, write_private
 
             if output:
                 check_output(output, log=log.path)  # refused before any work
-            if fmt == "markdown":
-                text = log.export_markdown(chat_id)
+            if fmt != "jsonl":
+                text = transcript()
                 if output:
                     write_private(output, text, log=log.path)
                 elif sys.stdout.isatty():  # to read, not to keep: no escape acts on the terminal
