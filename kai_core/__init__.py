@@ -116,6 +116,7 @@ _EXPORTS: dict[str, str] = {
     "AnswerInfo": "policy",
     "VoteDecision": "policy",
     "Renderer": "render",
+    "for_terminal": "sanitize",
     "ObservedLog": "observe",
 }
 
@@ -230,5 +231,6 @@ if TYPE_CHECKING:
     from .policy import ApprovalRequest as ApprovalRequest
     from .policy import VoteDecision as VoteDecision
     from .render import Renderer as Renderer
+    from .sanitize import for_terminal as for_terminal
     from .session import Session as Session
     from .sse import SSEDecoder as SSEDecoder
