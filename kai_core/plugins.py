@@ -8,7 +8,11 @@ none, set to ``name1,name2`` only those (by entry-point name).
 pluggy stops a whole hook call when one implementation raises. kai calls the
 implementations one by one instead (:meth:`Plugins.call_each`,
 :meth:`Plugins.call_first`): a plugin that raises is reported once, through
-the ``report`` callback, and disabled for the rest of the session.
+the ``report`` callback, and disabled for the rest of the session. In a
+*fail-closed* call (approval policies) a plugin that raised is not skipped
+afterwards but *tripped*: every later call that reaches it fails again
+(:class:`PluginFailure`), so a broken policy keeps rejecting instead of
+letting a later policy, or ``--auto-approve``, decide in its place.
 """
 
 from __future__ import annotations
@@ -60,6 +64,8 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.report = report
         self._disabled: set[tuple[str, str]] = set()
+        # (plugin, hook) -> the error that tripped it, for fail-closed hooks
+        self._tripped: dict[tuple[str, str], BaseException] = {}
         self.load_errors: list[str] = []
         if load_entry_points:
             self._load_entry_points()
@@ -120,6 +126,20 @@ class Plugins:
             if (impl.plugin_name, hook_name) not in self._disabled:
                 yield impl
 
+    def trip(self, plugin: str, hook_name: str, error: BaseException) -> None:
+        """Make every later fail-closed call of ``hook_name`` that reaches ``plugin`` fail.
+
+        :meth:`call_first` trips a plugin that raises; a caller trips one that
+        did not answer in time (the session's policy timeout). Reported once.
+        """
+        if (plugin, hook_name) in self._tripped:
+            return
+        self._tripped[(plugin, hook_name)] = error
+        self.report(
+            f"plugin {plugin!r} failed in {hook_name}: {type(error).__name__}: {error} "
+            "(it rejects every call for the rest of this session)"
+        )
+
     def _failed(self, impl: pluggy.HookImpl, hook_name: str, exc: BaseException) -> None:
         self._disabled.add((impl.plugin_name, hook_name))
         self.report(
@@ -141,22 +161,39 @@ class Plugins:
         return results
 
     def call_first(
-        self, hook_name: str, *, fail_closed: bool = False, **kwargs: Any
+        self,
+        hook_name: str,
+        *,
+        fail_closed: bool = False,
+        on_call: Callable[[str], None] | None = None,
+        **kwargs: Any,
     ) -> tuple[str, Any] | None:
         """Call implementations in order until one returns non-None.
 
         :param fail_closed: when an implementation raises, raise
-            :class:`PluginFailure` instead of going on to the next (approval
-            policies: a policy that fails must not let a later one approve).
+            :class:`PluginFailure` instead of going on to the next, and
+            :meth:`trip` it: every later fail-closed call that reaches it
+            raises too (approval policies: a policy that failed once must
+            not let a later one approve, in this call or any other).
+        :param on_call: called with each plugin's name just before its
+            implementation runs (to tell which one did not return).
         :returns: ``(plugin name, result)`` or None when none had an opinion.
         """
         for impl in list(self._impls(hook_name)):
+            tripped = self._tripped.get((impl.plugin_name, hook_name))
+            if tripped is not None:
+                if fail_closed:
+                    raise PluginFailure(impl.plugin_name, tripped)
+                continue
+            if on_call is not None:
+                on_call(impl.plugin_name)
             try:
                 result = impl.function(*(kwargs[a] for a in impl.argnames))
             except Exception as exc:
-                self._failed(impl, hook_name, exc)
                 if fail_closed:
+                    self.trip(impl.plugin_name, hook_name, exc)
                     raise PluginFailure(impl.plugin_name, exc) from exc
+                self._failed(impl, hook_name, exc)
                 continue
             if result is not None:
                 return impl.plugin_name, result

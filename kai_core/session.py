@@ -11,8 +11,16 @@ callback, and answers the server with the transport the request needs:
   decides every pending request of the message and answers them all in one
   re-POST, whose continuation stream it then reads.
 
-No decision is ever an accident: a policy that raises rejects, and with no
-one to ask the tool is rejected, with the reason logged.
+No decision is ever an accident: a policy that raises rejects (that call and
+every later one it is asked about), a policy that has not decided within
+``policy_timeout`` seconds rejects, a result that is not a well-formed
+:class:`~kai_core.policy.ApprovalDecision` rejects, and with no one to ask
+the tool is rejected, with the reason logged.
+
+The policies are synchronous pluggy hooks: the session runs them in a worker
+thread, so that a policy that hangs (a remote policy service that never
+answers) cannot stop the trio loop; at the timeout the thread is abandoned
+and the policy tripped (:meth:`~kai_core.plugins.Plugins.trip`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import trio
 
 from .events import (
     ApprovalDecisionEvent,
@@ -43,16 +52,49 @@ if TYPE_CHECKING:
     from ._stream import EventStream
     from .client import KaiClient
 
-__all__ = ["AskApproval", "AskVote", "Session", "NO_TERMINAL_REASON"]
+__all__ = [
+    "AskApproval",
+    "AskVote",
+    "DEFAULT_POLICY_TIMEOUT",
+    "NO_TERMINAL_REASON",
+    "Session",
+    "checked_decision",
+]
 
 AskApproval = Callable[[ApprovalRequest], Awaitable[ApprovalDecision | None]]
 """A front end's way to ask the user about a tool; None means no answer (reject)."""
 AskVote = Callable[[AnswerInfo], Awaitable[VoteDecision | None]]
 """A front end's way to ask the user for a vote after an answer."""
 
-NO_TERMINAL_REASON = (
-    "no terminal to ask for approval; approve with --auto-approve or a --policy rule"
-)
+NO_TERMINAL_REASON = "no approval policy decided and there was no one to ask"
+"""The reason sent to Kai (and logged) when nobody could be asked; a front end
+adds its own hint (``kai chat`` names ``--auto-approve`` and ``--policy``)."""
+
+DEFAULT_POLICY_TIMEOUT = 30.0
+"""Seconds the approval policies of one request have, together, to decide."""
+
+_APPROVE_HOOK = "kai_approve_tool"
+
+
+def checked_decision(result: object) -> ApprovalDecision:
+    """``result`` as a well-formed decision, or :class:`TypeError` saying why not.
+
+    A policy (or a front end's ``ask``) must return an :class:`ApprovalDecision`
+    whose fields have their declared types: ``ApprovalDecision(approved="no")``
+    can be built (msgspec does not check on construction) but is not a decision,
+    and ``bool("no")`` would approve.
+    """
+    if not isinstance(result, ApprovalDecision):
+        raise TypeError(f"returned {_short_repr(result)}, not an ApprovalDecision")
+    try:
+        return msgspec.convert(msgspec.structs.asdict(result), ApprovalDecision)
+    except msgspec.ValidationError as exc:
+        raise TypeError(f"returned a malformed ApprovalDecision ({exc})") from None
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
 
 
 class Session:
@@ -64,6 +106,9 @@ class Session:
     :param ask: asks the user about a tool no policy decided; None = nobody
         to ask, such tools are rejected.
     :param ask_vote: asks the user for a vote after each answer (optional).
+    :param policy_timeout: seconds the approval policies have to decide one
+        request; past it the request is rejected and the policy that has not
+        returned rejects every later request too.
     """
 
     def __init__(
@@ -74,12 +119,14 @@ class Session:
         plugins: Plugins | None = None,
         ask: AskApproval | None = None,
         ask_vote: AskVote | None = None,
+        policy_timeout: float = DEFAULT_POLICY_TIMEOUT,
     ) -> None:
         self.client = client
         self.chat_id = chat_id or client.new_chat_id()
         self.plugins = plugins or Plugins(load_entry_points=False)
         self.ask = ask
         self.ask_vote = ask_vote
+        self.policy_timeout = policy_timeout
         self.last_answer: AnswerInfo | None = None
         self.last_message_id: str | None = None
         self.pending: dict[str, ToolApprovalRequestEvent] = {}
@@ -167,20 +214,19 @@ class Session:
             interactive=self.ask is not None,
         )
         try:
-            found = self.plugins.call_first(
-                "kai_approve_tool", fail_closed=True, request=request, context=context
-            )
+            found = await self._consult_policies(request, context)
         except PluginFailure as failure:
             return ApprovalDecision.reject(
                 f"approval policy {failure.plugin!r} failed: {failure.error}",
                 decided_by=failure.plugin,
             )
         if found is not None:
-            name, decision = found
-            if not isinstance(decision, ApprovalDecision):
+            name, result = found
+            try:
+                decision = checked_decision(result)
+            except TypeError as exc:
                 return ApprovalDecision.reject(
-                    f"approval policy {name!r} returned {decision!r}, not a decision",
-                    decided_by=name,
+                    f"approval policy {name!r} {exc}: not a decision", decided_by=name
                 )
             if decision.decided_by is None:
                 decision = msgspec.structs.replace(decision, decided_by=name)
@@ -190,9 +236,40 @@ class Session:
         answer = await self.ask(request)
         if answer is None:
             return ApprovalDecision.reject("not approved by the user", decided_by="user")
+        try:
+            answer = checked_decision(answer)
+        except TypeError as exc:
+            return ApprovalDecision.reject(f"the approval prompt {exc}", decided_by="user")
         if answer.decided_by is None:
             answer = msgspec.structs.replace(answer, decided_by="user")
         return answer
+
+    async def _consult_policies(
+        self, request: ApprovalRequest, context: ApprovalContext
+    ) -> tuple[str, Any] | None:
+        """The first policy decision, from a worker thread, within ``policy_timeout``.
+
+        :raises PluginFailure: a policy raised, or had not returned in time.
+        """
+        called: list[str] = []
+
+        def consult() -> tuple[str, Any] | None:
+            return self.plugins.call_first(
+                _APPROVE_HOOK,
+                fail_closed=True,
+                on_call=called.append,
+                request=request,
+                context=context,
+            )
+
+        with trio.move_on_after(self.policy_timeout):
+            return await trio.to_thread.run_sync(consult, abandon_on_cancel=True)
+        # Timed out: the thread is abandoned (a sync hook cannot be stopped);
+        # the policy that was running rejects this and every later request.
+        plugin = called[-1] if called else "?"
+        error = TimeoutError(f"no decision within {self.policy_timeout:g} s")
+        self.plugins.trip(plugin, _APPROVE_HOOK, error)
+        raise PluginFailure(plugin, error)
 
     async def _decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecisionEvent:
         decision = await self.decide(event)
@@ -261,7 +338,16 @@ class Session:
         if answer.message_id is None:
             return
         found = self.plugins.call_first("kai_vote", answer=answer)
-        decision: VoteDecision | None = found[1] if found else None
+        decision: VoteDecision | None = None
+        if found is not None:
+            name, result = found
+            if isinstance(result, VoteDecision) and result.type in ("up", "down"):
+                decision = result
+            else:
+                self.plugins.report(
+                    f"voting plugin {name!r} returned {_short_repr(result)}, not a vote; "
+                    "no vote sent"
+                )
         if decision is None and self.ask_vote is not None:
             decision = await self.ask_vote(answer)
         if decision is None:

@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
-from kai_core.events import AbortEvent, ErrorEvent
+from kai_core.events import AbortEvent, ApprovalDecisionEvent, ErrorEvent
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
 from kai_core.render import Renderer
+from kai_core.sanitize import for_terminal
 
 __all__ = [
     "AnswerRenderer",
@@ -82,6 +83,13 @@ def vote_after_answer(
     return ask
 
 
+NO_TERMINAL_HINT = (
+    "no terminal to ask about {tool}, so it was rejected; "
+    "approve it with --auto-approve or a --policy rule"
+)
+"""The CLI's hint (stderr) when a tool was rejected because nobody could be asked."""
+
+
 async def converse(session: Any, text: str, renderer: Renderer) -> int:
     """Send ``text``, render the answer; return 0, or 10 if it ended with an error or abort."""
     status = 0
@@ -91,6 +99,9 @@ async def converse(session: Any, text: str, renderer: Renderer) -> int:
             renderer.event(event)
             if isinstance(event, (ErrorEvent, AbortEvent)):
                 status = 10
+            elif isinstance(event, ApprovalDecisionEvent) and event.decided_by == "no-terminal":
+                tool = for_terminal(event.tool_name or event.tool_call_id)
+                click.echo(f"kai: {NO_TERMINAL_HINT.format(tool=tool)}", err=True)
     finally:
         renderer.end()
     return status

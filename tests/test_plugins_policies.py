@@ -251,9 +251,14 @@ def test_a_raising_policy_fails_closed_before_auto_approve(config_home: Path) ->
     assert info.value.plugin == "raising"
     assert reports == [
         "plugin 'raising' failed in kai_approve_tool: KeyError: 'policy database gone' "
-        "(disabled for this session)"
+        "(it rejects every call for the rest of this session)"
     ]
-    # Disabled from then on: later requests go to the next policy, reported no more.
-    found = decide(plugins, "create_bucket")
-    assert found is not None and found[0] == "auto-approve"
+    # Tripped from then on: every later request fails on it again, never reaching
+    # auto-approve (it was skipped, and auto-approve decided, before the fix);
+    # it is not called again, nor reported again.
+    for _ in range(3):
+        with pytest.raises(PluginFailure) as again:
+            decide(plugins, "create_bucket")
+        assert again.value.plugin == "raising"
+        assert isinstance(again.value.error, KeyError)
     assert len(reports) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ async def test_approvals_fail_closed_with_the_reason_logged(
             assert "the policy service is down" in decision["reason"]
             assert reports == [
                 "plugin 'raising' failed in kai_approve_tool: RuntimeError: "
-                "the policy service is down (disabled for this session)"
+                "the policy service is down (it rejects every call for the rest of this session)"
             ]
         elif case == "not-a-decision":
             assert decision["decided_by"] == "sloppy"
@@ -114,6 +115,172 @@ async def test_approvals_fail_closed_with_the_reason_logged(
             frame_payloads(emulator, chat_id)
         )
     integrity_ok(tmp_path / "kai.db")
+
+
+class RaisesOnce:
+    """Raises on its first request, has no opinion afterwards: it must go on rejecting."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def kai_approve_tool(self, request: ApprovalRequest) -> ApprovalDecision | None:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the policy service is down")
+        return None
+
+
+def _all_rejected_by(log: EventLog, chat_ids: list[str], plugin: str, count: int) -> None:
+    decisions = [d for chat_id in chat_ids for d in client_records(log, chat_id, "approval")]
+    assert len(decisions) == count
+    assert {(d["approved"], d["decided_by"]) for d in decisions} == {(False, plugin)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_policy_that_raised_keeps_rejecting_for_the_whole_session(
+    backend: Backend, tmp_path: Path
+) -> None:
+    # Before the fix the policy was disabled after raising once: the second tool
+    # of the same answer, and every later message's tool, went on to
+    # --auto-approve and ran.
+    reports: list[str] = []
+    plugins = Plugins(load_entry_points=False, report=reports.append)
+    register_builtin_policies(plugins, auto_approve=True)
+    policy = RaisesOnce()
+    plugins.register(policy, name="raising")
+    log = EventLog(tmp_path / "kai.db")
+    async with connected(backend, log=log) as (emulator, client):
+        session = Session(client, plugins=plugins, ask=None)
+        await _run(session, "create two buckets called a1 and a2")
+        first_chat = session.chat_id
+        await _run(session, "create a bucket called b3")
+        session = Session(client, plugins=plugins, ask=None)  # a new chat, same plugins
+        await _run(session, "create a bucket called b4")
+        assert emulator.state.buckets.keys().isdisjoint(
+            {"in.c-a1", "in.c-a2", "in.c-b3", "in.c-b4"}
+        )
+        _all_rejected_by(log, [first_chat, session.chat_id], "raising", 4)
+    assert policy.calls == 1  # tripped: rejected without being asked again
+    assert len(reports) == 1
+
+
+class Hangs:
+    """Never answers until the test releases it (a remote policy service that hangs)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    @hookimpl
+    def kai_approve_tool(self, request: ApprovalRequest) -> ApprovalDecision | None:
+        self.calls += 1
+        self.release.wait()
+        return ApprovalDecision.approve("too late")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_hung_policy_times_out_into_a_rejection(backend: Backend, tmp_path: Path) -> None:
+    # Before the fix the session waited for the policy for ever (and held the trio loop).
+    reports: list[str] = []
+    plugins = Plugins(load_entry_points=False, report=reports.append)
+    register_builtin_policies(plugins, auto_approve=True)
+    policy = Hangs()
+    plugins.register(policy, name="hanging")
+    log = EventLog(tmp_path / "kai.db")
+    try:
+        async with connected(backend, log=log) as (emulator, client):
+            session = Session(client, plugins=plugins, ask=None, policy_timeout=0.5)
+            events = await _run(session, "create two buckets called a1 and a2")
+            await _run(session, "create a bucket called b3")
+            assert emulator.state.buckets.keys().isdisjoint({"in.c-a1", "in.c-a2", "in.c-b3"})
+            _all_rejected_by(log, [session.chat_id], "hanging", 3)
+            (first, *_) = client_records(log, session.chat_id, "approval")
+            assert first["reason"] == ("approval policy 'hanging' failed: no decision within 0.5 s")
+            assert events[-1].type == "finish"
+    finally:
+        policy.release.set()
+    assert policy.calls == 1
+    assert reports == [
+        "plugin 'hanging' failed in kai_approve_tool: TimeoutError: no decision within "
+        "0.5 s (it rejects every call for the rest of this session)"
+    ]
+
+
+class Returns:
+    """A policy returning whatever it is given."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    @hookimpl
+    def kai_approve_tool(self, request: ApprovalRequest) -> Any:
+        return self.result
+
+
+MALFORMED = {
+    "approved-no": ApprovalDecision(approved="no"),  # type: ignore[arg-type]
+    "approved-1": ApprovalDecision(approved=1),  # type: ignore[arg-type]
+    "reason-int": ApprovalDecision(approved=True, reason=5),  # type: ignore[arg-type]
+    "true": True,
+    "string": "yes please",
+    "dict": {"approved": True},
+    "object": object(),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("result", list(MALFORMED))
+async def test_a_malformed_decision_is_not_a_decision_and_rejects(
+    backend: Backend, result: str, tmp_path: Path
+) -> None:
+    # Before the fix ApprovalDecision(approved="no") passed the isinstance check
+    # and, "no" being truthy, the tool ran.
+    plugins = Plugins(load_entry_points=False)
+    register_builtin_policies(plugins, auto_approve=True)
+    plugins.register(Returns(MALFORMED[result]), name="sloppy")
+    log = EventLog(tmp_path / "kai.db")
+    async with connected(backend, log=log) as (emulator, client):
+        session = Session(client, plugins=plugins, ask=None)
+        await _run(session, "create a bucket called b1")
+        assert "in.c-b1" not in emulator.state.buckets
+        (decision,) = client_records(log, session.chat_id, "approval")
+        assert (decision["approved"], decision["decided_by"]) == (False, "sloppy")
+        assert decision["reason"].startswith("approval policy 'sloppy' returned ")
+        assert decision["reason"].endswith("not a decision")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_malformed_answer_from_the_prompt_rejects(backend: Backend) -> None:
+    async def sloppy_ask(request: ApprovalRequest) -> ApprovalDecision | None:
+        return ApprovalDecision(approved="no")  # type: ignore[arg-type]
+
+    async with connected(backend) as (emulator, client):
+        session = Session(client, ask=sloppy_ask)
+        events = await _run(session, "create a bucket called b1")
+        assert "in.c-b1" not in emulator.state.buckets
+        (decision,) = [e for e in events if e.type == "approval-decision"]
+        assert decision.approved is False and "malformed" in (decision.reason or "")
+
+
+class VotesGarbage:
+    @hookimpl
+    def kai_vote(self, answer: AnswerInfo) -> Any:
+        return "thumbs up"
+
+
+async def test_a_voting_plugin_returning_garbage_sends_no_vote() -> None:
+    # Before the fix the session read .type of the result: AttributeError, the
+    # answer's stream ended in a traceback.
+    reports: list[str] = []
+    plugins = Plugins(load_entry_points=False, report=reports.append)
+    plugins.register(VotesGarbage(), name="voter")
+    async with connected("agent") as (emulator, client):
+        session = Session(client, plugins=plugins)
+        events = await _run(session, "hello")
+        assert events[-1].type == "finish"
+        assert emulator.state.votes == {}
+    assert reports == ["voting plugin 'voter' returned 'thumbs up', not a vote; no vote sent"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
