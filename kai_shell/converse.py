@@ -19,9 +19,13 @@ from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteD
 from kai_core.render import Renderer
 from kai_core.sanitize import for_terminal
 
+from .terminal_input import read_line
+
 __all__ = [
+    "INTERRUPTED_REASON",
+    "NO_TERMINAL_HINT",
     "AnswerRenderer",
-    "ask_on_terminal",
+    "TerminalApproval",
     "ask_vote_on_terminal",
     "converse",
     "stdin_is_terminal",
@@ -99,46 +103,67 @@ async def converse(session: Any, text: str, renderer: Renderer) -> int:
             renderer.event(event)
             if isinstance(event, (ErrorEvent, AbortEvent)):
                 status = 10
-            elif isinstance(event, ApprovalDecisionEvent) and event.decided_by == "no-terminal":
-                tool = for_terminal(event.tool_name or event.tool_call_id)
-                click.echo(f"kai: {NO_TERMINAL_HINT.format(tool=tool)}", err=True)
+            elif isinstance(event, ApprovalDecisionEvent):
+                if isinstance(session.ask, TerminalApproval) and session.ask.interrupted:
+                    raise KeyboardInterrupt  # the rejection is logged: now stop
+                if event.decided_by == "no-terminal":
+                    tool = for_terminal(event.tool_name or event.tool_call_id)
+                    click.echo(f"kai: {NO_TERMINAL_HINT.format(tool=tool)}", err=True)
     finally:
         renderer.end()
     return status
 
 
-async def ask_on_terminal(request: ApprovalRequest) -> ApprovalDecision | None:
-    """Ask y/N on the terminal (default No); runs the blocking prompt in a thread."""
-    import trio
+INTERRUPTED_REASON = "interrupted at the approval prompt (Ctrl-C)"
+"""The logged reason when Ctrl-C answered the approval question."""
 
-    def prompt() -> bool:
-        click.echo(f"\nTool {request.tool_name} needs your approval. Input:", err=True)
-        click.echo(json.dumps(request.input, indent=2, ensure_ascii=False, default=str), err=True)
+
+class TerminalApproval:
+    """The CLI's ``ask``: y/N on the terminal, default No.
+
+    Ctrl-C at the question rejects the tool (:data:`INTERRUPTED_REASON`,
+    logged by the session like any decision) and sets :attr:`interrupted`;
+    :func:`converse` then stops with ``KeyboardInterrupt`` (exit 130) once
+    the rejection is in the log.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    async def __call__(self, request: ApprovalRequest) -> ApprovalDecision | None:
+        """Show the tool and its input (sanitised: the server chose both), then ask."""
         try:
-            return click.confirm("Approve this tool call?", default=False, err=True)
-        except (click.exceptions.Abort, EOFError):
-            return False
-
-    approved = await trio.to_thread.run_sync(prompt, abandon_on_cancel=True)
-    if approved:
-        return ApprovalDecision.approve(decided_by="user")
-    return ApprovalDecision.reject("denied by the user", decided_by="user")
+            pretty = json.dumps(request.input, indent=2, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            pretty = repr(request.input)
+        click.echo(
+            f"\nTool {for_terminal(request.tool_name)} needs your approval. Input:", err=True
+        )
+        click.echo(for_terminal(pretty, multiline=True), err=True)
+        while True:
+            try:
+                reply = await read_line("Approve this tool call? [y/N]: ", err=True)
+            except EOFError:
+                reply = ""
+            except KeyboardInterrupt:
+                click.echo(err=True)
+                self.interrupted = True
+                return ApprovalDecision.reject(INTERRUPTED_REASON, decided_by="user")
+            reply = reply.strip().lower()
+            if reply in ("y", "yes"):
+                return ApprovalDecision.approve(decided_by="user")
+            if reply in ("", "n", "no"):
+                return ApprovalDecision.reject("denied by the user", decided_by="user")
+            click.echo("Error: invalid input", err=True)
 
 
 async def ask_vote_on_terminal(answer: AnswerInfo) -> VoteDecision | None:
-    """Ask for a vote after an answer: u(p), d(own) or Enter to skip."""
-    import trio
-
-    def prompt() -> str:
-        try:
-            reply: str = click.prompt(
-                "Vote on this answer? [u/d/Enter to skip]", default="", show_default=False, err=True
-            )
-        except (click.exceptions.Abort, EOFError):
-            return ""
-        return reply.strip().lower()
-
-    reply = await trio.to_thread.run_sync(prompt, abandon_on_cancel=True)
+    """Ask for a vote after an answer: u(p), d(own) or Enter to skip (Ctrl-D skips too)."""
+    try:
+        reply = await read_line("Vote on this answer? [u/d/Enter to skip]: ", err=True)
+    except EOFError:
+        return None
+    reply = reply.strip().lower()
     if reply in ("u", "up", "+"):
         return VoteDecision.up()
     if reply in ("d", "down", "-"):

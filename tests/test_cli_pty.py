@@ -301,3 +301,55 @@ async def test_ctrl_c_stops_a_streaming_answer(
     assert status == 130
     (cancelled,) = client_records(kai.db, "cancelled", chat_id)
     assert cancelled["events_delivered"] > 0
+
+
+@pytest.mark.parametrize("backend", ["agent", "assistant"])
+@pytest.mark.parametrize("mode", ["message", "interactive"])
+async def test_ctrl_c_at_the_approval_prompt_rejects_logs_and_exits_130(
+    backend: str, mode: str, kai: Kai, terminal: Terminal
+) -> None:
+    # Before the fix the prompt ran input() in a worker thread: Ctrl-C ended the
+    # trio run while that thread held stdin's buffer, and the interpreter died at
+    # exit ("Fatal Python error: _enter_buffered_busy", status 134), logging nothing.
+    async with open_emulator(token=TOKEN, backend=backend) as emulator:
+
+        def dialogue() -> tuple[int, str, str]:
+            if mode == "message":
+                child = terminal.spawn(
+                    *kai.online(emulator), "chat", "-m", "create a bucket called c1"
+                )
+            else:
+                child = terminal.spawn(*kai.online(emulator), "chat")
+            child.expect(r"Chat ID: (\S+)")
+            chat_id = child.match.group(1)
+            if mode == "interactive":
+                child.expect(YOU)
+                child.send("create a bucket called c1\r")
+            child.expect(APPROVE)
+            child.send("\x03")  # the terminal turns it into SIGINT
+            child.expect("kai: interrupted")
+            status = terminal.finish(child)
+            return status, chat_id, terminal.transcripts[-1].getvalue()
+
+        status, chat_id, shown = await in_thread(dialogue)
+        assert status == 130, shown
+        assert "Fatal Python error" not in shown
+        assert "in.c-c1" not in emulator.state.buckets
+    (decision,) = client_records(kai.db, "approval", chat_id)
+    assert (decision["approved"], decision["decided_by"]) == (False, "user")
+    assert decision["reason"] == "interrupted at the approval prompt (Ctrl-C)"
+
+
+async def test_ctrl_c_at_the_message_prompt_exits_130(
+    kai: Kai, terminal: Terminal, kai_emulator: Emulator
+) -> None:
+    def dialogue() -> tuple[int, str]:
+        child = terminal.spawn(*kai.online(kai_emulator), "chat")
+        child.expect(YOU)
+        child.send("\x03")
+        child.expect("kai: interrupted")
+        return terminal.finish(child), terminal.transcripts[-1].getvalue()
+
+    status, shown = await in_thread(dialogue)
+    assert status == 130, shown
+    assert "Fatal Python error" not in shown

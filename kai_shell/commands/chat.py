@@ -9,7 +9,7 @@ import click
 from ..cli import runtime_of
 from ..converse import (
     AnswerRenderer,
-    ask_on_terminal,
+    TerminalApproval,
     converse,
     stdin_is_terminal,
     vote_after_answer,
@@ -17,6 +17,7 @@ from ..converse import (
 from ..errors import EXIT_CODES, fail, run_trio
 from ..ids import ChatId
 from ..runtime import Runtime
+from ..terminal_input import read_line
 
 
 @click.command()
@@ -65,8 +66,6 @@ async def _chat(
     interactive: bool,
     vote_prompt: bool,
 ) -> int:
-    import trio
-
     from kai_core.session import Session
 
     renderer = AnswerRenderer(runtime.guarded_renderer(sys.stdout))
@@ -75,7 +74,7 @@ async def _chat(
             client,
             chat_id=chat_id,
             plugins=runtime.plugins,
-            ask=ask_on_terminal if interactive else None,
+            ask=TerminalApproval() if interactive else None,
             ask_vote=vote_after_answer(renderer) if (vote_prompt and interactive) else None,
         )
         if not json_output:
@@ -86,11 +85,9 @@ async def _chat(
         status = 0
         while True:
             try:
-                text = await trio.to_thread.run_sync(
-                    lambda: click.prompt("You", default="", show_default=False),
-                    abandon_on_cancel=True,
-                )
-            except (click.exceptions.Abort, EOFError):
+                text = await read_line("You: ")
+            except EOFError:
+                click.echo()
                 break
             if text.strip().lower() in ("exit", "quit", "q"):
                 break
