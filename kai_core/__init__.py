@@ -117,6 +117,7 @@ _EXPORTS: dict[str, str] = {
     "VoteDecision": "policy",
     "Renderer": "render",
     "for_terminal": "sanitize",
+    "for_terminal_json": "sanitize",
     "ObservedLog": "observe",
 }
 
@@ -232,5 +233,6 @@ if TYPE_CHECKING:
     from .policy import VoteDecision as VoteDecision
     from .render import Renderer as Renderer
     from .sanitize import for_terminal as for_terminal
+    from .sanitize import for_terminal_json as for_terminal_json
     from .session import Session as Session
     from .sse import SSEDecoder as SSEDecoder

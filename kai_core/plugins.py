@@ -44,7 +44,9 @@ class PluginFailure(Exception):
 def _default_report(message: str) -> None:
     import sys
 
-    print(f"kai: {message}", file=sys.stderr)
+    from .sanitize import for_terminal
+
+    print(f"kai: {for_terminal(message)}", file=sys.stderr)
 
 
 class Plugins:

@@ -20,21 +20,28 @@ bidi controls, line/para separators    code point               RLO → ``<U+202
 With ``multiline=True`` (answer text, a tool's output shown as a block)
 newlines and tabs stay, and ``\\r\\n`` counts as a newline; a lone ``\\r``
 is still shown as ``^M``. Every front end calls this on server text before
-it reaches a terminal or a prompt; the JSON output (``--json-output``)
-needs no such step, JSON escapes every control character itself.
+it reaches a terminal or a prompt.
+
+JSON output (``--json-output``) keeps the data exact instead:
+:func:`for_terminal_json` escapes, as ``\\uXXXX``, the characters a JSON
+encoder leaves raw but a terminal could act on (C1 controls, DEL, bidi
+controls); JSON encoders escape C0 controls themselves. The decoded JSON is
+unchanged.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["for_terminal"]
+__all__ = ["for_terminal", "for_terminal_json"]
 
 # Bidi embeddings, overrides, isolates and marks (Trojan Source), the Arabic
 # letter mark, and the Unicode line and paragraph separators.
 _BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _UNSAFE_ONE_LINE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 _UNSAFE_MULTILINE = re.compile(f"\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# What JSON encoders write raw (they escape U+0000-U+001F, '"' and '\\').
+_UNSAFE_IN_JSON = re.compile(f"[\x7f-\x9f{_BIDI}]")
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -68,3 +75,18 @@ def for_terminal(text: str, *, multiline: bool = False) -> str:
     if pattern.search(text) is None:
         return text
     return pattern.sub(_visible, text)
+
+
+def for_terminal_json(json_text: str) -> str:
+    """JSON text with the characters a terminal could act on escaped as ``\\uXXXX``.
+
+    :param json_text: valid JSON, as ``json.dumps(..., ensure_ascii=False)``
+        or msgspec writes it. Such characters can only be inside its strings,
+        where the escape means the same character: the data is unchanged.
+
+    >>> print(for_terminal_json('{"name": "a' + chr(0x9B) + 'b"}'))
+    {"name": "a\\u009bb"}
+    """
+    if _UNSAFE_IN_JSON.search(json_text) is None:
+        return json_text
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)

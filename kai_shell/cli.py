@@ -139,6 +139,4 @@ def load_plugin_commands(group: click.Group) -> None:
     """Let plugins add commands (only when a command is not found among ours)."""
     from kai_core.plugins import Plugins
 
-    Plugins(report=lambda m: click.echo(f"kai: {m}", err=True)).call_each(
-        "kai_register_commands", cli=group
-    )
+    Plugins().call_each("kai_register_commands", cli=group)  # reports on stderr

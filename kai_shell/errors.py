@@ -30,6 +30,8 @@ from typing import Any, NoReturn
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 __all__ = ["EXIT_CODES", "exit_code_for", "fail", "reported", "require_extra", "run_trio"]
 
 EXIT_CODES = {
@@ -98,8 +100,13 @@ def _hint(exc: BaseException) -> str:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Print ``kai: error: message`` on stderr and exit with ``code``."""
-    click.echo(f"kai: error: {message}", err=True)
+    """Print ``kai: error: message`` on stderr and exit with ``code``.
+
+    The message is made safe for a terminal first: it often quotes the
+    server (an error body, a reason), and stderr reaches the terminal even
+    when stdout is piped.
+    """
+    click.echo(f"kai: error: {for_terminal(message)}", err=True)
     sys.exit(code)
 
 
@@ -206,4 +213,4 @@ def _maybe_traceback(debug: bool | None) -> None:
     if debug:
         import traceback
 
-        traceback.print_exc()
+        click.echo(for_terminal(traceback.format_exc(), multiline=True), err=True, nl=False)

@@ -8,6 +8,8 @@ from typing import Any
 import click
 import msgspec
 
+from kai_core.sanitize import for_terminal_json
+
 __all__ = ["echo_json", "to_snake"]
 
 
@@ -26,5 +28,5 @@ def to_snake(value: Any) -> Any:
 
 
 def echo_json(value: Any) -> None:
-    """One line of JSON on stdout."""
-    click.echo(json.dumps(to_snake(value), default=str, ensure_ascii=False))
+    """One line of JSON on stdout (nothing in it a terminal would act on)."""
+    click.echo(for_terminal_json(json.dumps(to_snake(value), default=str, ensure_ascii=False)))

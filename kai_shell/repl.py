@@ -48,6 +48,7 @@ import trio
 from kai_core.events import ApprovalDecisionEvent, Event, ToolApprovalRequestEvent
 from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
+from kai_core.sanitize import for_terminal
 
 from .runtime import Options, Runtime, UsageError, fill_from_environment
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
@@ -178,16 +179,22 @@ class Shell:
 
     # -- output ------------------------------------------------------------------
 
-    def styled(self, text: str, style: str | None = None) -> None:
-        """Print a line in a style (``warn``, ``error``, ``dim``, ``user``) when colors are on."""
+    def styled(self, text: str, style: str | None = None, *, safe: bool = False) -> None:
+        """Print a line in a style (``warn``, ``error``, ``dim``, ``user``) when colors are on.
+
+        The text is made safe for the terminal (it often quotes the server);
+        ``safe=True`` says it already is, and its escape sequences are ours.
+        """
+        if not safe:
+            text = for_terminal(text, multiline=True)
         if style and self.color:
             text = f"{_COLORS[style]}{text}{_RESET}"
         self.out.write(text + "\n")
         self.out.flush()
 
-    def echo(self, text: str = "") -> None:
-        """Print a line of command output."""
-        self.styled(text)
+    def echo(self, text: str = "", *, safe: bool = False) -> None:
+        """Print a line of command output (``safe``: see :meth:`styled`)."""
+        self.styled(text, safe=safe)
 
     def dim(self, text: str) -> None:
         """Print a line of secondary information."""
@@ -310,7 +317,7 @@ class Shell:
             else:
                 self.error(f"{type(leaves[0]).__name__}: {leaves[0]}")
             if self.runtime.options.debug:
-                traceback.print_exc(file=self.out)
+                self.echo(traceback.format_exc())
 
     async def _command(self, text: str) -> None:
         command, name, args = self.registry.parse(text)
@@ -675,8 +682,8 @@ def main(chat_id: str | None, offline: bool, **options: Any) -> None:
     except KeyboardInterrupt:  # only before the shell owns SIGINT
         sys.exit(130)
     except UsageError as exc:
-        click.echo(f"kai-shell: error: {exc}", err=True)
+        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
         sys.exit(exc.code)
     except KaiError as exc:
-        click.echo(f"kai-shell: error: {exc}", err=True)
+        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
         sys.exit(1)

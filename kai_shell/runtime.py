@@ -117,7 +117,10 @@ class Runtime:
     _log_opened: bool = False
 
     def say(self, message: str) -> None:
-        """One line on stderr."""
+        """One line on stderr (made safe for a terminal: it may quote a server or plugin)."""
+        from kai_core.sanitize import for_terminal
+
+        message = for_terminal(message)
         if self.report is not None:
             self.report(message)
         else:

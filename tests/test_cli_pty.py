@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +94,22 @@ class Terminal:
             if child.isalive():
                 child.terminate(force=True)
 
+    @classmethod
+    @contextmanager
+    def checked(cls, kai: Kai) -> Iterator[Terminal]:
+        """A terminal whose transcripts are checked at the end; children killed."""
+        term = cls(kai)
+        try:
+            yield term
+            term.check()
+        finally:
+            term.kill_all()
+
 
 @pytest.fixture
 def terminal(kai: Kai) -> Iterator[Terminal]:
-    term = Terminal(kai)
-    try:
+    with Terminal.checked(kai) as term:
         yield term
-        term.check()
-    finally:
-        term.kill_all()
 
 
 async def in_thread(dialogue: Callable[[], Any]) -> Any:

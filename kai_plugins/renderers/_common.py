@@ -20,6 +20,7 @@ from kai_core.events import (
     ToolOutputErrorEvent,
     UsageEvent,
 )
+from kai_core.sanitize import for_terminal
 
 __all__ = ["Describer", "Note", "UsageTally", "preview", "tool_label"]
 
@@ -109,7 +110,17 @@ class Describer:
         self._input_errors: dict[str, str] = {}
 
     def note(self, event: Event) -> Note | None:
-        """The line for ``event``, or None when it shows nothing."""
+        """The line for ``event``, or None when it shows nothing.
+
+        The text is safe for a terminal (:func:`kai_core.sanitize.for_terminal`):
+        tool names, inputs, errors and reasons come from the server or a plugin.
+        """
+        note = self._describe(event)
+        if note is None:
+            return None
+        return Note(note.kind, for_terminal(note.text))
+
+    def _describe(self, event: Event) -> Note | None:
         if isinstance(event, ToolCallEvent):
             name = tool_label(event.tool_name, event.tool_call_id)
             if event.state == "started":

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kai_core.events import Event, ReasoningEvent, StepStartEvent, TextEvent
 from kai_core.render import Renderer
+from kai_core.sanitize import for_terminal
 
 from ._common import Describer, UsageTally
 
@@ -85,7 +86,9 @@ class MarkdownRenderer(Renderer):
         from rich.markdown import Markdown
         from rich.text import Text
 
-        text = "".join(self._part)
+        # Server text: rich passes escape sequences through (it strips only a
+        # few C0 controls), so they are made visible before rich sees them.
+        text = for_terminal("".join(self._part), multiline=True)
         if self._part_key is not None and self._part_key[0] == "reasoning":
             return Text(f"thinking: {text}", style="dim italic")
         return Markdown(text)
@@ -170,7 +173,7 @@ class MarkdownRenderer(Renderer):
         from rich.text import Text
 
         self._close_part()
-        self.console.print(Text(text), soft_wrap=True)
+        self.console.print(Text(for_terminal(text, multiline=True)), soft_wrap=True)
 
     def end(self) -> None:
         """Finish the last part, show the token counts, flush."""

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from kai_core.events import Event, ReasoningEvent, TextEvent
 from kai_core.render import Renderer
+from kai_core.sanitize import for_terminal
 
 from ._common import Describer, UsageTally
 
@@ -45,9 +46,16 @@ class PlainRenderer(Renderer):
         self._in_reasoning = False
 
     def _write(self, text: str) -> None:
+        # Everything written is made safe here, once: the renderer's own
+        # colours are added around it (_line, reasoning), never inside.
+        text = for_terminal(text, multiline=True)
         if text:
             self.stream.write(text)
             self._mid_line = not text.endswith("\n")
+
+    def _write_styled(self, style: str, text: str) -> None:
+        self.stream.write(f"{style}{for_terminal(text, multiline=True)}{_RESET}")
+        self._mid_line = not text.endswith("\n")
 
     def _newline(self) -> None:
         if self._mid_line:
@@ -58,7 +66,8 @@ class PlainRenderer(Renderer):
         self._newline()
         tag = f"[{kind}] "
         if self.color and kind in _STYLES:
-            self._write(f"{_STYLES[kind]}{tag}{text}{_RESET}\n")
+            self._write_styled(_STYLES[kind], f"{tag}{text}")
+            self._write("\n")
         else:
             self._write(f"{tag}{text}\n")
         self.stream.flush()
@@ -84,9 +93,9 @@ class PlainRenderer(Renderer):
                 text = "[reasoning] " + text
                 self._in_reasoning = True
             if self.color:
-                text = f"{_STYLES['reasoning']}{text}{_RESET}"
-            self._write(text)
-            self._mid_line = not text.removesuffix(_RESET).endswith("\n")
+                self._write_styled(_STYLES["reasoning"], text)
+            else:
+                self._write(text)
             self.stream.flush()
             return
         note = self._describer.note(event)

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
 from ..ids import ChatId
@@ -46,7 +48,7 @@ def history(ctx: click.Context, limit: int, local: bool, json_output: bool) -> N
                 "T", " "
             )
             title = chat.get("title") or "(no title)"
-            click.echo(f"{chat['id']}  {created}  {title[:50]}")
+            click.echo(for_terminal(f"{chat['id']}  {created}  {title[:50]}"))
         if has_more:
             click.echo("\n... and more (use --limit to see more)")
 
@@ -123,15 +125,15 @@ def get_chat(ctx: click.Context, chat_id: str, json_output: bool) -> None:
         if json_output:
             echo_json(chat)
             return
-        click.echo(f"Chat ID: {chat.id}")
-        click.echo(f"Title: {chat.title or '(no title)'}")
+        click.echo(f"Chat ID: {for_terminal(chat.id)}")
+        click.echo(f"Title: {for_terminal(chat.title or '(no title)')}")
         click.echo(f"Messages: {len(chat.messages)}")
         click.echo("-" * 50)
         for message in chat.messages:
-            click.echo(f"\n[{message.role.upper()}] {message.id}")
+            click.echo("\n" + for_terminal(f"[{message.role.upper()}] {message.id}"))
             for part in message.parts:
                 for line in format_part(part):
-                    click.echo(line)
+                    click.echo(for_terminal(line, multiline=True))
 
     run_trio(ctx, run)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
 from ..output import echo_json
@@ -77,7 +79,7 @@ def replay(
                     if open_turn:
                         renderer.end()
                     if not json_output:
-                        click.echo(f"\n>>> {text}")
+                        click.echo(f"\n>>> {for_terminal(text, multiline=True)}")
                     renderer.begin(text)
                     open_turn = True
             for event in step.events:
@@ -165,7 +167,7 @@ def search(
             return
         for hit in hits:
             title = getattr(hit, "title", None) or "(no title)"
-            click.echo(f"{hit.chat_id}  {title[:40]}  [{hit.role}]")
-            click.echo(f"    {' '.join(hit.snippet.split())}")  # one line per hit
+            click.echo(for_terminal(f"{hit.chat_id}  {title[:40]}  [{hit.role}]"))
+            click.echo(f"    {for_terminal(' '.join(hit.snippet.split()))}")  # one line per hit
 
     run_trio(ctx, run)

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
 from ..output import to_snake
@@ -94,7 +96,10 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
             out = open_private(output) if output else sys.stdout
             try:
                 if fmt == "markdown":
-                    out.write(log.export_markdown(chat_id))
+                    text = log.export_markdown(chat_id)
+                    if out is sys.stdout and sys.stdout.isatty():  # to read, not to keep
+                        text = for_terminal(text, multiline=True)
+                    out.write(text)
                 else:
                     log.export_jsonl(chat_id, out)
             finally:

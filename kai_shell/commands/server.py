@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
 from ..output import echo_json
@@ -24,7 +26,7 @@ def ping(ctx: click.Context, json_output: bool) -> None:
         if json_output:
             echo_json(response)
         else:
-            click.echo(f"Server is alive: {response.timestamp}")
+            click.echo(f"Server is alive: {for_terminal(str(response.timestamp))}")
 
     run_trio(ctx, run)
 
@@ -43,8 +45,8 @@ def info(ctx: click.Context, json_output: bool) -> None:
         if json_output:
             echo_json(response)
             return
-        click.echo(f"App: {response.app_name} v{response.app_version}")
-        click.echo(f"Server: v{response.server_version}")
+        click.echo(for_terminal(f"App: {response.app_name} v{response.app_version}"))
+        click.echo(for_terminal(f"Server: v{response.server_version}"))
         click.echo(f"Uptime: {response.uptime:.1f}s")
         if backend:
             click.echo(f"Backend: {backend}")
@@ -55,6 +57,6 @@ def info(ctx: click.Context, json_output: bool) -> None:
         for mcp in mcps:
             if isinstance(mcp, dict):
                 name = mcp.get("name") or mcp.get("url", "unknown")
-                click.echo(f"  - {name}: {mcp.get('status', 'unknown')}")
+                click.echo(for_terminal(f"  - {name}: {mcp.get('status', 'unknown')}"))
 
     run_trio(ctx, run)

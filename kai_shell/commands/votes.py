@@ -6,6 +6,8 @@ import json
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
 from ..ids import ChatId
@@ -24,7 +26,9 @@ def vote(ctx: click.Context, chat_id: str, message_id: str, vote_type: str) -> N
     async def run() -> None:
         async with runtime.client() as client:
             result = await client.vote(chat_id, message_id, vote_type)
-        click.echo(f"Voted {getattr(result, 'type', vote_type)} on message {message_id}")
+        click.echo(
+            for_terminal(f"Voted {getattr(result, 'type', vote_type)} on message {message_id}")
+        )
 
     run_trio(ctx, run)
 
@@ -47,6 +51,6 @@ def get_votes(ctx: click.Context, chat_id: str, json_output: bool) -> None:
             click.echo("No votes found.")
             return
         for v in votes:
-            click.echo(f"{v.message_id}: {v.type}")
+            click.echo(for_terminal(f"{v.message_id}: {v.type}"))
 
     run_trio(ctx, run)

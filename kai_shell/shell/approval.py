@@ -22,6 +22,8 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
+from kai_core.sanitize import for_terminal
+
 from .commands import CommandRegistry, split_args
 from .completer import ShellCompleter
 from .keys import completion_key_bindings
@@ -88,7 +90,9 @@ def describe_request(tool_name: str | None, tool_call_id: str, tool_input: Any) 
         pretty = json.dumps(tool_input, indent=2, ensure_ascii=False, default=str)
     except (TypeError, ValueError):
         pretty = repr(tool_input)
-    return f"Tool {tool_name or '?'} wants to run (call {tool_call_id}) with input:\n{pretty}"
+    # The server chose every piece of this: shown, never interpreted.
+    head = for_terminal(f"Tool {tool_name or '?'} wants to run (call {tool_call_id}) with input:")
+    return f"{head}\n{for_terminal(pretty, multiline=True)}"
 
 
 class ApprovalPrompt:
@@ -117,7 +121,7 @@ class ApprovalPrompt:
 
     def read(self, tool_name: str | None) -> str:
         """Ask once; the typed line. Raises KeyboardInterrupt (Ctrl-C) or EOFError (Ctrl-D)."""
-        return self._session.prompt(f"Approve {tool_name or 'this tool'}? [y/N] ")
+        return self._session.prompt(f"Approve {for_terminal(tool_name or 'this tool')}? [y/N] ")
 
     def ask(self, question: str) -> str:
         """Ask any short question (a vote, a confirmation); Ctrl-C and Ctrl-D answer ``""``."""

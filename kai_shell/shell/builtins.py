@@ -16,6 +16,7 @@ import msgspec
 import trio
 
 from kai_core.policy import ApprovalDecision
+from kai_core.sanitize import for_terminal
 
 from .approval import DENIED
 from .clipboard import copy_to_terminal, write_to_file
@@ -239,7 +240,10 @@ async def search(shell: Shell, args: str) -> None:
     if not args.strip():
         shell.error('usage: /search QUERY (words, "a phrase", prefix*)')
         return
-    marks = ("\x1b[1;33m", "\x1b[0m") if shell.color else ("[", "]")
+    # Private-use marks, turned into the highlight once the snippet (server
+    # text) has been made safe: the highlight's escapes are then the only ones.
+    marks = ("\ue000", "\ue001")
+    shown = ("\x1b[1;33m", "\x1b[0m") if shell.color else ("[", "]")
     hits = await trio.to_thread.run_sync(lambda: log.search(args, limit=20, marks=marks))
     if not hits:
         shell.dim("no matches")
@@ -247,7 +251,9 @@ async def search(shell: Shell, args: str) -> None:
     for hit in hits:
         title = (hit.title or "(untitled)")[:40]
         shell.echo(f"{hit.chat_id}  {_when(hit.ts)}  {title}  [{hit.role}]")
-        shell.echo("    " + " ".join(hit.snippet.split()))
+        snippet = for_terminal(" ".join(hit.snippet.split()))
+        snippet = snippet.replace(marks[0], shown[0]).replace(marks[1], shown[1])
+        shell.echo("    " + snippet, safe=True)
     shell.dim("/open CHAT or /replay CHAT to see one (TAB completes)")
 
 
