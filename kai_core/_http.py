@@ -21,6 +21,7 @@ import httpx
 import msgspec
 import trio
 
+from ._masking import MIN_SECRET, TokenMask
 from .exceptions import (
     KaiConnectionError,
     KaiError,
@@ -120,6 +121,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url
         self._token = token
+        self._mask = TokenMask(token) if len(token) >= MIN_SECRET else None
         self._auth_headers = {"x-storageapi-token": token, "x-storageapi-url": storage_api_url}
         self.request_timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self.stream_timeout = httpx.Timeout(
@@ -161,11 +163,13 @@ class Transport:
         return scrub(text, self._token)
 
     def scrub_bytes(self, data: bytes) -> bytes:
-        """``data`` with the token (8+ characters, as real tokens are) masked."""
-        token = self._token
-        if len(token) >= 8 and token.encode() in data:
-            return data.replace(token.encode(), _MASK.encode())
-        return data
+        """``data`` with the token (8+ characters, as real tokens are) masked,
+        raw or, in JSON, spelled with escapes (:class:`~kai_core._masking.TokenMask`)."""
+        return data if self._mask is None else self._mask(data)
+
+    def body(self, response: httpx.Response) -> bytes:
+        """A read response's body, the token masked (every JSON answer is read through this)."""
+        return self.scrub_bytes(response.content)
 
     # -- requests ----------------------------------------------------------------
 
@@ -238,7 +242,7 @@ class Transport:
             pass
         finally:
             await response.aclose()
-        text = self.scrub(response.content.decode("utf-8", "replace"))
+        text = self.scrub(self.body(response).decode("utf-8", "replace"))
         body: dict[str, Any] | None = None
         if text.lstrip().startswith("{"):
             try:

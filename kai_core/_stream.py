@@ -51,6 +51,7 @@ import httpx
 import msgspec
 import trio
 
+from ._masking import MASK, MIN_SECRET, TokenMask
 from .assemble import MessageAssembler
 from .chunks import decode_chunk
 from .events import Event
@@ -62,7 +63,6 @@ __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPl
 
 _DONE = b"[DONE]"
 _json = msgspec.json.Encoder()
-_MIN_SECRET = 8
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
 
 Opener = Callable[[], Awaitable[httpx.Response]]
@@ -181,8 +181,8 @@ class EventStream:
     :param on_log_error: told when an append fails mid-stream; logging then
         stops for this stream and the events keep coming.
     :param secret: the Storage API token: masked (``***``) wherever a server
-        chunk repeats it, before it is logged or decoded (tokens shorter than
-        8 characters are not real tokens and are left alone).
+        chunk repeats it, raw or JSON-escaped, before it is logged or decoded
+        (tokens shorter than 8 characters are not real tokens and are left alone).
 
     Use it with ``async for``, or as ``async with stream as events``; call
     :meth:`aclose` to stop early. :attr:`assembler` holds the assistant
@@ -216,7 +216,8 @@ class EventStream:
         self._on_log_error = on_log_error
         # Masking the token: found in the raw reads (one substring search per read,
         # and one across the boundary with the previous read), masked in the payloads.
-        self._secret = secret.encode() if secret and len(secret) >= _MIN_SECRET else None
+        self._mask = TokenMask(secret) if secret and len(secret) >= MIN_SECRET else None
+        self._secret = self._mask.token if self._mask is not None else None
         self._secret_tail = b""  # the end of the last read, for a token split across reads
         self._secret_held = False  # the decoder holds part of an event that had the token
         self._decoder = SSEDecoder(max_event_size)
@@ -514,8 +515,11 @@ class EventStream:
                 # A server that repeats the token must not get it into the log or output.
                 secret = self._secret
                 assert secret is not None
-                payloads = [p.replace(secret, b"***") for p in payloads]
+                payloads = [p.replace(secret, MASK) for p in payloads]
                 self._secret_held = self._decoder.has_pending
+            if self._mask is not None:
+                # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046).
+                payloads = [self._mask.escaped(p) for p in payloads]
             if self._replayed < self._replay_to:
                 payloads = self._drop_replayed(payloads)
             done = _DONE in payloads

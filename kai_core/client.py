@@ -257,17 +257,17 @@ class KaiClient(StreamMethods):
     async def ping(self) -> PingResponse:
         """``GET /ping``: is the server alive (no auth)."""
         response = await self._call("GET", "/ping", auth=False)
-        return decode_response(PingResponse, response.content)
+        return decode_response(PingResponse, self._http.body(response))
 
     async def info(self) -> InfoResponse:
         """``GET /api``: server name, version, uptime and MCP connections (no auth)."""
         response = await self._call("GET", "/api", auth=False)
-        return decode_response(InfoResponse, response.content)
+        return decode_response(InfoResponse, self._http.body(response))
 
     async def get_chat(self, chat_id: str) -> ChatDetail:
         """``GET /api/chat/{id}``: the chat with every message."""
         response = await self._call("GET", f"/api/chat/{chat_id}")
-        return decode_response(ChatDetail, response.content)
+        return decode_response(ChatDetail, self._http.body(response))
 
     async def delete_chat(self, chat_id: str) -> None:
         """``DELETE /api/chat?id=``: delete the chat on the server."""
@@ -291,7 +291,7 @@ class KaiClient(StreamMethods):
         if ending_before:
             params["ending_before"] = ending_before
         response = await self._call("GET", "/api/history", params=params)
-        return decode_response(HistoryResponse, response.content)
+        return decode_response(HistoryResponse, self._http.body(response))
 
     def get_all_history(self, batch_size: int = 100) -> AsyncIterator[Chat]:
         """Every chat, newest first, fetched ``batch_size`` at a time.
@@ -304,7 +304,7 @@ class KaiClient(StreamMethods):
     async def get_votes(self, chat_id: str) -> list[Vote]:
         """``GET /api/vote?chatId=``: the votes on the chat's messages (either wire format)."""
         response = await self._call("GET", "/api/vote", params={"chatId": chat_id})
-        data = msgspec.json.decode(response.content)
+        data = msgspec.json.decode(self._http.body(response))
         items = data if isinstance(data, list) else (data or {}).get("votes", [])
         try:
             return msgspec.convert(items, list[Vote])
@@ -357,17 +357,17 @@ class KaiClient(StreamMethods):
         response = await self._call(
             "POST", f"/api/chat/{chat_id}/approval", body=request, retry=False
         )
-        return decode_response(ApprovalResponse, response.content)
+        return decode_response(ApprovalResponse, self._http.body(response))
 
     async def get_usage(self) -> UsageResponse:
         """``GET /api/usage``: messages used, the limit, when it resets."""
         response = await self._call("GET", "/api/usage")
-        return decode_response(UsageResponse, response.content)
+        return decode_response(UsageResponse, self._http.body(response))
 
     async def get_settings(self) -> AgentSettings:
         """``GET /api/settings``: the project's settings."""
         response = await self._call("GET", "/api/settings")
-        return decode_response(AgentSettings, response.content)
+        return decode_response(AgentSettings, self._http.body(response))
 
     async def update_settings(self, *, custom_instructions: str | None = _UNSET) -> AgentSettings:
         """``PATCH /api/settings``; an omitted argument leaves the value alone, None clears it."""
@@ -375,12 +375,12 @@ class KaiClient(StreamMethods):
         if custom_instructions is not _UNSET:
             body["customInstructions"] = custom_instructions
         response = await self._call("PATCH", "/api/settings", body=body)
-        return decode_response(AgentSettings, response.content)
+        return decode_response(AgentSettings, self._http.body(response))
 
     async def get_user_settings(self) -> UserAgentSettings:
         """``GET /api/settings/user``: the user's instructions and tool permissions."""
         response = await self._call("GET", "/api/settings/user")
-        return decode_response(UserAgentSettings, response.content)
+        return decode_response(UserAgentSettings, self._http.body(response))
 
     async def update_user_settings(
         self,
@@ -403,7 +403,7 @@ class KaiClient(StreamMethods):
                 "call with explicit values or None to clear individual fields."
             )
         response = await self._call("PATCH", "/api/settings/user", body=body)
-        settings = decode_response(UserAgentSettings, response.content)
+        settings = decode_response(UserAgentSettings, self._http.body(response))
         if self._tool_policy is not None:
             self._tool_policy.permissions = dict(settings.tool_permissions or {})
         return settings
@@ -411,13 +411,13 @@ class KaiClient(StreamMethods):
     async def get_tools(self) -> ToolsListResponse:
         """``GET /api/settings/tools``: the tools and whether each is read-only."""
         response = await self._call("GET", "/api/settings/tools")
-        return decode_response(ToolsListResponse, response.content)
+        return decode_response(ToolsListResponse, self._http.body(response))
 
     async def get_suggestions(self, context: str, data: dict[str, Any]) -> SuggestionsResponse:
         """``POST /api/suggestions``: suggested prompts for a UI context."""
         request = SuggestionsRequest(context=context, data=data)
         response = await self._call("POST", "/api/suggestions", body=request)
-        return decode_response(SuggestionsResponse, response.content)
+        return decode_response(SuggestionsResponse, self._http.body(response))
 
     async def tool_policy(self, *, refresh: bool = False) -> ToolPolicy:
         """kai-agent: which tools wait for approval (fetched once, then cached).
@@ -431,13 +431,15 @@ class KaiClient(StreamMethods):
         permissions: dict[str, str] | None = None
         try:
             response = await self._call("GET", "/api/settings/tools", retry=False)
-            tools = decode_response(ToolsListResponse, response.content)
+            tools = decode_response(ToolsListResponse, self._http.body(response))
             read_only = {tool.name: tool.read_only for tool in tools.tools}
         except KaiError:
             pass
         try:
             response = await self._call("GET", "/api/settings/user", retry=False)
-            permissions = decode_response(UserAgentSettings, response.content).tool_permissions
+            permissions = decode_response(
+                UserAgentSettings, self._http.body(response)
+            ).tool_permissions
         except KaiError:
             pass
         self._tool_policy = ToolPolicy(read_only, permissions)

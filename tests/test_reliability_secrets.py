@@ -16,6 +16,7 @@ loopback rule is checked for the addresses one might try.)
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -166,8 +167,8 @@ async def test_the_token_is_nowhere_in_the_log_errors_or_reprs(tmp_path: Path) -
     assert b"***" in exported.read_bytes()
 
 
-async def test_debug_output_json_output_and_exports_of_the_cli(tmp_path: Path) -> None:
-    db = tmp_path / "kai.db"
+def _kai_runner(tmp_path: Path, db: Path) -> Callable[..., Awaitable[Any]]:
+    """Runs the real ``kai`` on ``db``, the token in its environment, stdin closed."""
     env = kai_env(tmp_path, STORAGE_API_TOKEN=SECRET)
 
     async def kai(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -181,6 +182,13 @@ async def test_debug_output_json_output_and_exports_of_the_cli(tmp_path: Path) -
                 capture_stderr=True,
                 check=False,
             )
+
+    return kai
+
+
+async def test_debug_output_json_output_and_exports_of_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "kai.db"
+    kai = _kai_runner(tmp_path, db)
 
     outputs: list[bytes] = []
     async with open_emulator(backend="assistant", token=SECRET) as emulator:
@@ -291,3 +299,100 @@ def test_the_emulator_takes_loopback_addresses(host: str) -> None:
 async def test_the_emulator_listens_on_loopback_by_default() -> None:
     async with open_emulator() as emulator:
         assert emulator.base_url.startswith("http://127.0.0.1:")
+
+
+# -- a token the server repeats with JSON escapes (kai-secret-DEADBEE\u0046) ------------
+
+
+def _escaped(secret: str, at: int) -> bytes:
+    """The token with its character at ``at`` written as a JSON ``\\uXXXX`` escape."""
+    return (secret[:at] + f"\\u{ord(secret[at]):04x}" + secret[at:][1:]).encode()
+
+
+_ESCAPED_ECHO = (
+    b'data: {"type":"start","messageId":"m"}\n\n'
+    b'data: {"type":"text-start","id":"t"}\n\n'
+    b'data: {"type":"text-delta","id":"t","delta":"the token: ' + _escaped(SECRET, -1) + b'"}\n\n'
+    b'data: {"type":"tool-input-available","toolCallId":"c","toolName":"env",'
+    b'"input":{"key":"' + _escaped(SECRET, 4) + b'"}}\n\n'
+    b'data: {"type":"tool-output-available","toolCallId":"c","output":{"headers":"'
+    + _escaped(SECRET, 0)
+    + b" and "
+    + SECRET.encode()
+    + b'"}}\n\n'
+    b'data: {"type":"text-end","id":"t"}\n\n'
+    b'data: {"type":"finish","finishReason":"stop"}\n\ndata: [DONE]\n\n'
+)
+_TOKEN_WORD = "7c1f9e"  # a word of SECRET, as the search index splits it
+
+
+def _decoded_bodies(log: EventLog, chat_id: str) -> str:
+    """Every logged body of the chat, JSON-decoded and re-encoded without escapes."""
+    return "".join(json.dumps(json.loads(e.body), ensure_ascii=False) for e in log.events(chat_id))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(_ESCAPED_ECHO)), max_size=8))
+def test_a_json_escaped_token_is_masked_in_events_log_projections_and_search(
+    secrets_log: EventLog, cuts: list[int]
+) -> None:
+    # Before the fix only the raw bytes were masked: the decoded token reached
+    # the events, the projections and the search index.
+    outcome = run(split_at(_ESCAPED_ECHO, cuts), log=secrets_log, token=SECRET)
+    assert outcome.error is None
+    _no_secret(*outcome.events)
+    texts = "".join(e.text for e in outcome.events if isinstance(e, TextEvent))
+    assert texts == "the token: ***"
+    assert SECRET not in _decoded_bodies(secrets_log, outcome.chat_id)
+    assert secrets_log.search(_TOKEN_WORD, chat_id=outcome.chat_id) == []
+    assert SECRET not in secrets_log.export_markdown(outcome.chat_id)
+
+
+async def test_a_json_escaped_token_reaches_no_output_log_or_search_of_the_cli(
+    tmp_path: Path,
+) -> None:
+    chat_id = "0f5e2c1a-8d6b-4f3e-9a7c-2b1d0e9f8a76"
+    detail = (
+        b'{"id":"' + chat_id.encode() + b'","title":"about ' + _escaped(SECRET, 7) + b'",'
+        b'"messages":[{"id":"m","role":"assistant","parts":[{"type":"text","text":"'
+        + _escaped(SECRET, 2)
+        + b'"}]}]}'
+    )
+
+    async def hostile(conn: Conn, request: Request) -> None:
+        if request.method == "POST" and request.path == "/api/chat":
+            await conn.simple(200, _ESCAPED_ECHO, {"content-type": "text/event-stream"})
+        elif request.path == f"/api/chat/{chat_id}":
+            await conn.simple(200, detail, {"content-type": "application/json"})
+        else:
+            await conn.simple(404, b'{"code":"not_found","cause":"' + _escaped(SECRET, 3) + b'"}')
+
+    db = tmp_path / "kai.db"
+    kai = _kai_runner(tmp_path, db)
+
+    async with raw_server(hostile) as server:
+        url = f"http://127.0.0.1:{server.port}"
+        online = ["--base-url", url, "--url", url, "--service", "assistant"]
+        chatted = await kai(*online, "chat", "--chat-id", chat_id, "-m", "say my token")
+        as_json = await kai(*online, "chat", "--json-output", "-m", "again")
+        shown = await kai(*online, "get-chat", chat_id)
+        imported = await kai(*online, "log", "import", "--server", "--chat", chat_id)
+        missing = await kai(*online, "get-chat", "00000000-0000-4000-8000-000000000001")
+    searched = await kai("search", _TOKEN_WORD)
+    history = await kai("history", "--local")
+    replayed = await kai("replay", chat_id, "--instant")
+    exported = await kai("log", "export")
+    for done in (chatted, as_json, shown, imported, searched, history, replayed, exported):
+        assert done.returncode == 0, done.stderr
+    assert b"the token: ***" in chatted.stdout
+    assert missing.returncode == 5 and b"***" in missing.stderr
+    assert searched.stdout.strip() == b"No matches."
+    for done in (chatted, as_json, shown, imported, missing, searched, history, replayed, exported):
+        for output in (done.stdout, done.stderr):
+            assert SECRET.encode() not in output
+            decoded = output.decode().encode().decode("unicode_escape", "replace")
+            assert SECRET not in decoded  # nor spelled with escapes
+    with EventLog(db) as log:
+        for chat in log.chats():
+            assert SECRET not in _decoded_bodies(log, chat.id)
+    _private_and_clean(tmp_path)
