@@ -18,7 +18,7 @@ letting a later policy, or ``--auto-approve``, decide in its place.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -204,6 +204,15 @@ class Plugins:
     def renderers(self) -> dict[str, Any]:
         """All named renderer factories offered by plugins."""
         found: dict[str, Any] = {}
-        for _, mapping in self.call_each("kai_register_renderers"):
+        for plugin, mapping in self.call_each("kai_register_renderers"):
+            # A plugin's result is checked, not trusted: a bad one is reported and skipped.
+            if not isinstance(mapping, Mapping) or not all(
+                isinstance(name, str) and callable(factory) for name, factory in mapping.items()
+            ):
+                self.report(
+                    f"plugin {plugin!r} offered renderers {mapping!r:.80}, not a mapping of "
+                    "names to factories (ignored)"
+                )
+                continue
             found.update(mapping)
         return found

@@ -283,6 +283,25 @@ async def test_a_voting_plugin_returning_garbage_sends_no_vote() -> None:
     assert reports == ["voting plugin 'voter' returned 'thumbs up', not a vote; no vote sent"]
 
 
+class OffersGarbage:
+    @hookimpl
+    def kai_register_renderers(self) -> Any:
+        return "fancy"
+
+
+def test_a_plugin_offering_garbage_renderers_is_reported_and_skipped() -> None:
+    # Before the fix dict.update("fancy") raised ValueError: every command that
+    # renders (chat, replay, the shell) stopped with an internal error.
+    reports: list[str] = []
+    plugins = Plugins(load_entry_points=False, report=reports.append)
+    plugins.register(kai_plugins.renderers, name="renderers")
+    plugins.register(OffersGarbage(), name="garbage")
+    assert {"plain", "markdown", "json"} <= set(plugins.renderers())
+    assert reports == [
+        "plugin 'garbage' offered renderers 'fancy', not a mapping of names to factories (ignored)"
+    ]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_an_ask_callback_that_raises_approves_nothing(backend: Backend) -> None:
     async def broken_ask(request: ApprovalRequest) -> ApprovalDecision | None:

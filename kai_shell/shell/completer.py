@@ -21,6 +21,8 @@ from prompt_toolkit.completion import (
 )
 from prompt_toolkit.document import Document
 
+from kai_core.sanitize import for_terminal
+
 from .commands import Arg, CommandRegistry, split_args
 from .state import ShellState
 
@@ -175,7 +177,7 @@ class ShellCompleter(Completer):
         by_title = []
         for chat in self.state.chats:
             title = chat.title or "(untitled)"
-            meta = f"{title[:50]}  {_age(chat.last_ts)}".rstrip()
+            meta = f"{for_terminal(title[:50])}  {_age(chat.last_ts)}".rstrip()
             completion = Completion(
                 chat.id,
                 start_position=-len(word),

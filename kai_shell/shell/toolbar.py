@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
+from kai_core.sanitize import for_terminal
+
 from .state import ShellState
 
 __all__ = ["TOOLBAR_STYLE", "toolbar"]
@@ -36,7 +38,8 @@ def toolbar(state: ShellState) -> StyleAndTextTuples:
         parts.append(("class:bottom-toolbar.dim", f" ({state.server_note})"))
     parts.append(("class:bottom-toolbar.dim", "  │ "))
     if state.chat_id:
-        title = state.chat_title or "new chat"
+        # prompt-toolkit shows C0/C1 controls visibly itself, not bidi overrides.
+        title = for_terminal(state.chat_title or "new chat")
         if len(title) > 40:
             title = title[:39] + "…"
         parts.append(("class:bottom-toolbar", f"{title} "))
