@@ -40,7 +40,8 @@ def chat(
     Without -m: reads the message from stdin when stdin is not a terminal,
     else starts an interactive loop (type 'exit' to quit). Tools that need
     approval are decided by policies (--policy, --auto-approve), else you are
-    asked; with no terminal to ask, they are rejected.
+    asked; with no terminal to ask, they are rejected. Ctrl-C at the approval
+    question rejects the tool (the rejection is logged) and exits 130.
     """
     runtime = runtime_of(ctx)
     runtime.options.auto_approve = auto_approve or runtime.options.auto_approve
