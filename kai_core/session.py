@@ -26,7 +26,7 @@ and the policy tripped (:meth:`~kai_core.plugins.Plugins.trip`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +133,7 @@ class Session:
 
     # -- sending ---------------------------------------------------------------
 
-    async def send(self, text: str, **options: Any) -> AsyncIterator[Event]:
+    async def send(self, text: str, **options: Any) -> AsyncGenerator[Event, None]:
         """Send ``text`` and yield every event of the answer, approvals included.
 
         Leave the loop early (``break``, an exception, cancellation) and the
@@ -191,7 +191,7 @@ class Session:
         try:
             yield gen
         finally:
-            await gen.aclose()  # type: ignore[attr-defined]
+            await gen.aclose()
 
     # -- approvals -------------------------------------------------------------
 

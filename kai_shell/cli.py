@@ -106,7 +106,7 @@ class LazyGroup(click.Group):
 @click.option("--policy", type=click.Path(dir_okay=False), help="Approval rules file (TOML).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
+def main(ctx: click.Context, /, **options: Any) -> None:
     """kai: chat with the Keboola AI Assistant; every chat is recorded, searchable
     and replayable offline.
 

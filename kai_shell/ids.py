@@ -9,7 +9,7 @@ import click
 __all__ = ["ChatId"]
 
 
-class _ChatIdType(click.ParamType):
+class _ChatIdType(click.ParamType):  # type: ignore[type-arg]  # generic in click 8.2+, not 8.1
     """A click parameter type that accepts only a UUID (as Kai requires)."""
 
     name = "CHAT_ID"
