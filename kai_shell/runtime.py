@@ -167,12 +167,13 @@ class Runtime:
 
     def renderer(self, stream: Any = None) -> Renderer:
         """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
+        from kai_core._terminal import is_terminal
         from kai_core.render import UnknownRendererError, create_renderer
 
         stream = stream or sys.stdout
         try:
             return create_renderer(
-                self.plugins.renderers(), self.options.renderer, stream, color=_isatty(stream)
+                self.plugins.renderers(), self.options.renderer, stream, color=is_terminal(stream)
             )
         except UnknownRendererError as exc:
             raise UsageError(str(exc)) from None
@@ -236,13 +237,6 @@ class Runtime:
 
     def _log_failed(self, error: Exception) -> None:
         self.say(f"warning: {error}; the event log is off for the rest of this run")
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def _backend_name(service: str | None) -> str:
