@@ -139,8 +139,20 @@ class Runtime:
                 )
             except PolicyFileError as exc:
                 raise UsageError(str(exc), code=3) from None
+            self._start_telemetry(plugins)
             self._plugins = plugins
         return self._plugins
+
+    def _start_telemetry(self, plugins: Plugins) -> None:
+        """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` asks for it."""
+        from kai_plugins.telemetry import ENABLE_ENV, register_telemetry, telemetry_enabled
+
+        if not telemetry_enabled():
+            return
+        from .errors import require_extra
+
+        require_extra("otel", f"telemetry ({ENABLE_ENV})")
+        register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
 
     @property
     def log(self) -> EventLog | None:
