@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("kai_shell.commands.local:search", "Search every recorded chat."),
     "log": ("kai_shell.commands.log:log", "Manage the local event log."),
     "plugins": ("kai_shell.commands.plugins:plugins", "List plugins and their hooks."),
+    "telemetry": (
+        "kai_shell.commands.telemetry:telemetry",
+        "Send recorded chats as OpenTelemetry traces (kai[otel]).",
+    ),
     "serve": ("kai_shell.commands.serve:serve", "Run the emulated Kai backend."),
     "demo": ("kai_shell.commands.demo:demo", "Try kai against the built-in emulator."),
     "shell": ("kai_shell.commands.demo:shell", "Open the interactive kai-shell."),
