@@ -8,9 +8,9 @@ from typing import Any
 import click
 import msgspec
 
-from kai_core.sanitize import for_terminal, for_terminal_json
+from kai_core.sanitize import for_terminal_json
 
-__all__ = ["echo_json", "to_snake", "visible"]
+__all__ = ["echo_json", "to_snake"]
 
 
 def to_snake(value: Any) -> Any:
@@ -30,7 +30,3 @@ def to_snake(value: Any) -> Any:
 def echo_json(value: Any) -> None:
     """One line of JSON on stdout (nothing in it a terminal would act on)."""
     click.echo(for_terminal_json(json.dumps(to_snake(value), default=str, ensure_ascii=False)))
-
-
-visible = for_terminal
-"""Server text bound for a terminal, controls shown, never acted on (kai_core.sanitize)."""

@@ -10,9 +10,10 @@ from typing import Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..output import visible
 from ..runtime import UsageError
 
 __all__ = ["audit", "parse_since"]
@@ -88,7 +89,7 @@ def _as_json(entry: Any) -> dict[str, Any]:
 
 def _as_line(entry: Any) -> str:
     took = f" in {entry.elapsed_ms:.0f} ms" if entry.elapsed_ms is not None else ""
-    return visible(
+    return for_terminal(
         f"{entry.time}  {entry.decision:<5}  {entry.tool_name}  by {entry.describe_who()}"
         f"{took}  chat {entry.chat_id}  call {entry.tool_call_id}"
     )

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..output import visible
 from ..runtime import UsageError
 
 if TYPE_CHECKING:
@@ -92,13 +93,13 @@ def permissions(ctx: click.Context, json_output: bool) -> None:
             rule = f"{row['rule']} ({row['source']})" if row["rule"] else "no rule"
             extra = f", +{row['argument_rules']} argument rules" if row["argument_rules"] else ""
             click.echo(
-                visible(
+                for_terminal(
                     f"{row['tool']:<24} {kind:<9} kai: {row['server'] or 'default':<12} "
                     f"local: {row['local']} by {rule}{extra}"
                 )
             )
             if row["note"]:
-                click.echo(visible(f"{'':<24} note: {row['note']}"))
+                click.echo(for_terminal(f"{'':<24} note: {row['note']}"))
 
     run_trio(ctx, run)
 

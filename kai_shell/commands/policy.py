@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
+from kai_core.sanitize import for_terminal
+
 from ..cli import runtime_of
-from ..output import visible
 
 __all__ = ["CHECK_EXIT", "policy"]
 
@@ -54,7 +55,7 @@ def check(ctx: click.Context, tool: str, tool_input: str | None, json_output: bo
     if json_output:
         click.echo(json.dumps({"tool": tool, **verdict.to_dict()}, ensure_ascii=False))
     else:
-        click.echo(f"{verdict.decision}: {visible(tool)}")
+        click.echo(f"{verdict.decision}: {for_terminal(tool)}")
         if verdict.rule is None:
             click.echo("  rule:  none matches (ask: a person decides; with nobody to ask, denied)")
         else:

@@ -19,7 +19,6 @@ from kai_core.exceptions import KaiError
 from kai_core.policy import ApprovalDecision
 from kai_core.sanitize import for_terminal
 
-from ..output import visible
 from .approval import DENIED
 from .clipboard import copy_to_terminal, write_to_file
 from .commands import CommandRegistry, split_args
@@ -445,7 +444,9 @@ async def permissions(shell: Shell, args: str) -> None:
     if tool:
         verdict = local.evaluate(tool, {})
         where = f" ({verdict.scope} {verdict.source})" if verdict.rule else ""
-        shell.echo(visible(f"{tool}: {verdict.decision} by {verdict.rule or 'no rule'}{where}"))
+        shell.echo(
+            for_terminal(f"{tool}: {verdict.decision} by {verdict.rule or 'no rule'}{where}")
+        )
         return
     rules = [rule for action in ACTIONS for rule in local.rules[action]]
     for rule in rules:
@@ -464,13 +465,13 @@ async def permissions(shell: Shell, args: str) -> None:
     for row in permission_rows(tools, dict(settings.tool_permissions or {}), local):
         kind = "read-only" if row["read_only"] else "writes"
         shell.echo(
-            visible(
+            for_terminal(
                 f"{row['tool']:<24} {kind:<9} kai: {row['server'] or 'default':<12} "
                 f"local: {row['local']}"
             )
         )
         if row["note"]:
-            shell.dim(visible(f"  {row['note']}"))
+            shell.dim(for_terminal(f"  {row['note']}"))
 
 
 @BUILTINS.command("why")
@@ -483,9 +484,9 @@ async def why(shell: Shell, args: str) -> None:
         shell.dim("no tool call has been decided in this chat yet")
         return
     who = msgspec.convert(record["who"], Attribution).describe()
-    shell.echo(visible(f"{record['tool_name']}: {record['decision']} by {who}"))
+    shell.echo(for_terminal(f"{record['tool_name']}: {record['decision']} by {who}"))
     if record.get("reason"):
-        shell.echo(visible(f"  reason: {record['reason']}"))
+        shell.echo(for_terminal(f"  reason: {record['reason']}"))
     shell.dim(
         f"  call {record['tool_call_id']}, decided in {record['elapsed_ms']:.0f} ms; "
         f"input {record['input_digest']}"
