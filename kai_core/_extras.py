@@ -15,6 +15,7 @@ __all__ = ["EXTRAS", "MissingExtraError", "require"]
 EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "cli": ("click", "prompt_toolkit", "rich"),
     "emulator": ("starlette", "hypercorn"),
+    "html": ("markdown_it",),
 }
 """extra name -> the top-level modules it brings."""
 

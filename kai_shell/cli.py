@@ -17,7 +17,141 @@ import click
 
 from .runtime import Options, Runtime, fill_from_environment
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "GLOBAL_OPTIONS", "GlobalOption", "main", "with_global_options"]
+
+# (flags, settings) of each global option; the group takes them with their
+# environment variables, commands take copies that override the group's value.
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--token",),
+        {
+            "envvar": "STORAGE_API_TOKEN",
+            "help": "Keboola Storage API token (or STORAGE_API_TOKEN).",
+        },
+    ),
+    (
+        ("--url",),
+        {"envvar": "STORAGE_API_URL", "help": "Keboola Storage API URL (or STORAGE_API_URL)."},
+    ),
+    (
+        ("--base-url",),
+        {"envvar": "KAI_BASE_URL", "help": "Kai API base URL; skips discovery (or KAI_BASE_URL)."},
+    ),
+    (
+        ("--service",),
+        {
+            "envvar": "KAI_SERVICE",
+            "type": click.Choice(["agent", "assistant"]),
+            "help": "Backend: agent (current) or assistant (legacy). Discovery prefers agent "
+            "when listed; with --base-url it says which backend is there (default: agent).",
+        },
+    ),
+    (
+        ("--require-https",),
+        {
+            "is_flag": True,
+            "envvar": "KAI_REQUIRE_HTTPS",
+            "help": "Refuse plain-http servers other than this machine (or KAI_REQUIRE_HTTPS=1).",
+        },
+    ),
+    (
+        ("--db",),
+        {
+            "envvar": "KAI_DB",
+            "type": click.Path(dir_okay=False),
+            "help": "Event log file (or KAI_DB).",
+        },
+    ),
+    (("--no-log",), {"is_flag": True, "help": "Do not record this run in the event log."}),
+    (("--renderer",), {"help": "How answers are shown: markdown, plain, json, or a plugin's."}),
+    (("--policy",), {"type": click.Path(dir_okay=False), "help": "Approval rules file (TOML)."}),
+    (
+        ("--theme",),
+        {
+            "envvar": "KAI_THEME",
+            "type": click.Choice(["dark", "light"]),
+            "help": "kai-shell's colours for a dark or light terminal (or KAI_THEME; "
+            "default: from COLORFGBG, else dark).",
+        },
+    ),
+    (("--debug",), {"is_flag": True, "help": "Show tracebacks for errors."}),
+)
+"""The global options: ``(flags, click.Option settings)``."""
+
+
+class GlobalOption(click.Option):
+    """A global option given after the command: it overrides the group's value.
+
+    Its value is not passed to the command; it is set on the
+    :class:`Runtime`'s options, which the group built from the flags before
+    the command (and the environment).
+    """
+
+    def __init__(self, decls: tuple[str, ...], settings: dict[str, Any]) -> None:
+        settings = {k: v for k, v in settings.items() if k != "envvar"}
+        super().__init__(decls, expose_value=False, callback=_override, **settings)
+
+
+def _override(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if value is None or value is False or param.name is None:
+        return  # not given after the command: the group's value stands
+    setattr(runtime_of(ctx).options, param.name, value)
+
+
+class _CommandWithGlobalOptions(click.Command):
+    """Lists the global options apart, under "Global options", in ``--help``."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own: list[tuple[str, str]] = []
+        shared: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None and not isinstance(param, click.Argument):
+                (shared if isinstance(param, GlobalOption) else own).append(record)
+        if own:
+            with formatter.section("Options"):
+                formatter.write_dl(own)
+        if shared:
+            with formatter.section("Global options (also accepted before the command)"):
+                formatter.write_dl(shared)
+        if isinstance(self, click.Group):
+            self.format_commands(ctx, formatter)
+
+
+class _GroupWithGlobalOptions(_CommandWithGlobalOptions, click.Group):
+    """A nested group (``kai log``) whose commands get the global options too."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else with_global_options(command)
+
+
+_MIXED: dict[type, type] = {}
+
+
+def with_global_options(command: click.Command) -> click.Command:
+    """``command``, accepting every global option after its name (done once).
+
+    A flag the command has itself (``kai serve --token``) keeps the
+    command's meaning. The class is swapped for a subclass that lists the
+    global options apart in ``--help``: commands come from our modules and
+    from plugins, so this cannot rely on how they were declared.
+    """
+    if isinstance(command, _CommandWithGlobalOptions):
+        return command
+    taken = {flag for param in command.params for flag in getattr(param, "opts", ())}
+    for decls, settings in GLOBAL_OPTIONS:
+        if not taken.intersection(decls):
+            command.params.append(GlobalOption(decls, settings))
+    base = type(command)
+    mixin = (
+        _GroupWithGlobalOptions if isinstance(command, click.Group) else _CommandWithGlobalOptions
+    )
+    if base not in _MIXED:
+        _MIXED[base] = type(base.__name__, (mixin, base), {"__doc__": base.__doc__})
+    command.__class__ = _MIXED[base]
+    return command
+
 
 # name -> ("module:attribute" of a click.Command, one-line help for listings)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,6 +189,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _global_options_of_the_group(fn: Any) -> Any:
+    for decls, settings in reversed(GLOBAL_OPTIONS):
+        fn = click.option(*decls, **settings)(fn)
+    return fn
+
+
 class LazyGroup(click.Group):
     """A group that imports a command's module only when it is needed."""
 
@@ -66,10 +206,11 @@ class LazyGroup(click.Group):
         if target is None:
             if cmd_name not in self.commands:
                 load_plugin_commands(self)  # only for names that are not ours
-            return super().get_command(ctx, cmd_name)
+            found = super().get_command(ctx, cmd_name)
+            return None if found is None else with_global_options(found)
         module_name, attr = target[0].split(":")
         command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return command
+        return with_global_options(command)
 
     def invoke(self, ctx: click.Context) -> Any:
         from .errors import reported
@@ -91,35 +232,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kai", prog_name="kai", message="%(prog)s %(version)s")
-@click.option(
-    "--token", envvar="STORAGE_API_TOKEN", help="Keboola Storage API token (or STORAGE_API_TOKEN)."
-)
-@click.option(
-    "--url", envvar="STORAGE_API_URL", help="Keboola Storage API URL (or STORAGE_API_URL)."
-)
-@click.option(
-    "--base-url", envvar="KAI_BASE_URL", help="Kai API base URL; skips discovery (or KAI_BASE_URL)."
-)
-@click.option(
-    "--service",
-    envvar="KAI_SERVICE",
-    type=click.Choice(["agent", "assistant"]),
-    help="Backend: agent (current) or assistant (legacy). Discovery prefers agent when "
-    "listed; with --base-url it says which backend is there (default: agent).",
-)
-@click.option(
-    "--require-https",
-    is_flag=True,
-    envvar="KAI_REQUIRE_HTTPS",
-    help="Refuse plain-http servers other than this machine (or KAI_REQUIRE_HTTPS=1).",
-)
-@click.option(
-    "--db", envvar="KAI_DB", type=click.Path(dir_okay=False), help="Event log file (or KAI_DB)."
-)
-@click.option("--no-log", is_flag=True, help="Do not record this run in the event log.")
-@click.option("--renderer", help="How answers are shown: markdown, plain, json, or a plugin's.")
-@click.option("--policy", type=click.Path(dir_okay=False), help="Approval rules file (TOML).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@_global_options_of_the_group
 @click.pass_context
 def main(ctx: click.Context, **options: Any) -> None:
     """kai: chat with the Keboola AI Assistant; every chat is recorded, searchable

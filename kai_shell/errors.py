@@ -6,7 +6,8 @@ code   meaning
 0      success
 1      any other error reported by the server or the client
 2      bad usage (unknown option, bad argument, empty message, bad
-       search syntax with --raw, a file that is not a kai export)
+       search syntax with --raw, a file that is not a kai export, a
+       chat id prefix that is too short or matches several chats)
 3      missing configuration: no token, no URL, bad policy file, the
        Kai service (--service) not listed by the Storage API (or its
        URL unusable, or plain http with --require-https), a server that
@@ -64,6 +65,8 @@ _CODE_KINDS = {
     "log:backup_exists": "usage",
     "log:bad_output": "usage",
     "log:no_chat": "not_found",
+    "chat_id:ambiguous": "usage",
+    "chat_id:bad_prefix": "usage",
 }
 
 

@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -51,12 +51,15 @@ from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteD
 from kai_core.sanitize import for_terminal
 
 from .runtime import Options, Runtime, UsageError, fill_from_environment
+from .shell.answer import Deferred, RunningAnswer
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
 from .shell.builtins import BUILTINS
 from .shell.commands import ShellCommand
 from .shell.keys import QUIT_HINT
 from .shell.prompt import build_prompt
 from .shell.state import ChatEntry, ShellState
+from .shell.terminal import keys_not_echoed
+from .shell.theme import LINE_COLORS, THEMES, choose_theme
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -70,10 +73,10 @@ if TYPE_CHECKING:
 __all__ = ["Shell", "main", "run_shell", "run_shell_async"]
 
 CONNECT_WAIT = 15.0  # seconds a message waits for a connection still being made
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between attempts to reach the server (doubling)
 CHAT_CACHE_SIZE = 500  # chats offered by completion
 _INTERRUPTED = "\x00interrupted"  # what the prompt thread returns for Ctrl-C
 
-_COLORS = {"warn": "\x1b[33m", "error": "\x1b[31m", "dim": "\x1b[2m", "user": "\x1b[1;36m"}
 _RESET = "\x1b[0m"
 
 
@@ -87,6 +90,7 @@ class Shell:
     :param stream: where answers and command output go (default ``sys.stdout``).
     :param history: the prompt history (default: the history file).
     :param handle_sigint: own SIGINT while the shell runs (needs the main thread).
+    :param welcome: lines shown after the greeting (``kai demo``'s things to try).
 
     Plugin commands get this object: :meth:`echo`, :meth:`warn`,
     :meth:`error`, :meth:`send`, :attr:`client` (None while offline),
@@ -104,10 +108,13 @@ class Shell:
         stream: TextIO | None = None,
         history: History | None = None,
         handle_sigint: bool = True,
+        welcome: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.out: TextIO = stream or sys.stdout
         self.color = _wants_color(self.out)
+        self.theme = choose_theme(runtime.options.theme)
+        self.welcome = welcome
         self.offline_only = offline
         self.handle_sigint = handle_sigint
         self.state = ShellState(chat_id=chat_id or _new_chat_id())
@@ -122,11 +129,15 @@ class Shell:
         self._add_plugin_commands()
         self.renderer = self._make_renderer()
         self.prompt = build_prompt(
-            self.registry, self.state, history=history, input=input, output=output
+            self.registry, self.state, history=history, input=input, output=output, theme=self.theme
         )
         self._input, self._output = input, output
         self._scope: trio.CancelScope | None = None
-        self._connected = trio.Event()
+        self._answer: RunningAnswer | None = None  # the answer streaming or parked
+        self._connected = trio.Event()  # the first attempt to connect has ended
+        self._attempted = trio.Event()  # set (and replaced) as each attempt ends
+        self._retry_now = trio.Event()  # a message, /ping or /reconnect wants a try now
+        self._retrying = False  # a connection loop runs (not --offline, a token given)
         self._nursery: trio.Nursery | None = None
         self._predecided: dict[str, ApprovalDecision] = {}
         self.held_decisions: dict[str, tuple[ToolApprovalRequestEvent, ApprovalDecision]] = {}
@@ -188,7 +199,7 @@ class Shell:
         if not safe:
             text = for_terminal(text, multiline=True)
         if style and self.color:
-            text = f"{_COLORS[style]}{text}{_RESET}"
+            text = f"{LINE_COLORS[self.theme][style]}{text}{_RESET}"
         self.out.write(text + "\n")
         self.out.flush()
 
@@ -236,6 +247,7 @@ class Shell:
                 self._set_offline("no Storage API token")
                 self._connected.set()
             else:
+                self._retrying = True
                 nursery.start_soon(self._connection)
             self.refresh_chats()
             self._greet()
@@ -251,6 +263,8 @@ class Shell:
         title = self.state.title_of(self.state.chat_id or "")
         where = f"chat {self.state.chat_id}" + (f" ({title})" if title else " (new)")
         self.dim(f"kai-shell: {where}. Type a message; /help for commands; Ctrl-D to quit.")
+        if self.welcome:
+            self.echo(self.welcome)
         if self.state.server == "offline":
             self.warn(
                 f"offline ({self.state.server_note}): recorded chats work: /chats /search /replay"
@@ -288,7 +302,8 @@ class Shell:
     @contextmanager
     def interruptible(self, what: str) -> Iterator[trio.CancelScope]:
         """A cancel scope Ctrl-C cancels; the toolbar shows ``what`` meanwhile."""
-        with trio.CancelScope() as scope:
+        echo_off = keys_not_echoed() if self._input is None else nullcontext()
+        with trio.CancelScope() as scope, echo_off:
             self._scope, self.state.busy = scope, what
             try:
                 yield scope
@@ -336,25 +351,57 @@ class Shell:
     # -- the server ----------------------------------------------------------------
 
     async def _connection(self) -> None:
-        """Connect, then hold the client open until the shell ends."""
-        try:
-            async with self.runtime.client() as client:
-                self.client = client
-                self._new_session(self.state.chat_id)
-                self._connected.set()
-                self.state.server_note = _describe(client)
-                await self.check_server()
-                if self.client is not None:
-                    self._nursery_start(self._load_tool_names)
-                await trio.sleep_forever()
-        except UsageError as exc:
-            self._set_offline(str(exc).split(":")[0])
-        except KaiError as exc:
-            self._set_offline(_short_error(exc))
-        finally:
-            self.client = None
-            self.session = None
-            self._connected.set()
+        """Connect, and hold the client open until the shell ends.
+
+        While the server cannot be reached, try again after 1, 2, 4 ... 30
+        seconds, or at once when a message, ``/ping`` or ``/reconnect`` asks
+        (:meth:`reconnect`). A configuration problem (no URL) is not retried.
+        """
+        delay = RETRY_FIRST
+        while True:
+            try:
+                async with self.runtime.client() as client:
+                    self.client = client
+                    self._new_session(self.state.chat_id)
+                    self.state.server_note = _describe(client)
+                    await self.check_server()
+                    self._attempt_ended()
+                    if self.client is not None:
+                        self._nursery_start(self._load_tool_names)
+                    await trio.sleep_forever()
+            except UsageError as exc:
+                self._set_offline(str(exc).split(":")[0])
+                self._retrying = False
+                return
+            except KaiError as exc:
+                self._set_offline(_short_error(exc))
+            finally:
+                self.client = None
+                self.session = None
+                self._attempt_ended()
+            with trio.move_on_after(delay):
+                await self._retry_now.wait()
+            self._retry_now = trio.Event()
+            delay = min(delay * 2, RETRY_MAX)
+
+    def _attempt_ended(self) -> None:
+        self._connected.set()
+        ended, self._attempted = self._attempted, trio.Event()
+        ended.set()
+
+    async def reconnect(self) -> bool:
+        """Try to reach the server now, if the shell is offline; True when connected."""
+        if self.client is not None:
+            return True
+        if not self._retrying:
+            return False
+        attempt = self._attempted
+        self.state.server = "connecting"
+        self.invalidate()
+        self._retry_now.set()
+        with trio.move_on_after(CONNECT_WAIT):
+            await attempt.wait()
+        return self.client is not None
 
     def _set_offline(self, why: str) -> None:
         self.state.server, self.state.server_note = "offline", why
@@ -392,6 +439,8 @@ class Shell:
         if self.client is None and not self._connected.is_set():
             with trio.move_on_after(CONNECT_WAIT):
                 await self._connected.wait()
+        if self.client is None:
+            await self.reconnect()
         if self.client is None or self.session is None:
             self.error(
                 f"{what} needs the server, and the shell is offline ({self.state.server_note})"
@@ -422,6 +471,8 @@ class Shell:
 
     def switch_chat(self, chat_id: str, title: str | None = None) -> None:
         """Make ``chat_id`` the current chat (new session, no pending approvals)."""
+        if self._answer is not None and self._answer.parked:
+            self._answer.scope.cancel()  # its decision is not wanted any more
         self.state.new_chat(chat_id, title)
         self._predecided.clear()
         self.held_decisions.clear()
@@ -478,6 +529,9 @@ class Shell:
     async def send(self, text: str) -> None:
         """Send a message in the current chat and render the answer as it streams."""
         if not await self.require_client("sending a message"):
+            # Not lost: it is in the prompt's history (not pre-filled at the
+            # prompt, where keys typed ahead would be appended to it).
+            self.dim("(not sent: Up brings it back to send it again)")
             return
         assert self.session is not None
         session = self.session
@@ -486,28 +540,98 @@ class Shell:
         await self._render_stream(text, session.stream(text))
 
     async def _render_stream(self, text: str | None, opened: Any) -> None:
-        """Render the events of an ``async with``-able stream under an interruptible scope."""
+        """Render the events of an ``async with``-able stream; Ctrl-C stops it.
+
+        The stream runs in a task of the shell's nursery (see
+        :mod:`.shell.answer`), so that an answer waiting for a decision the
+        user put off can park while the prompt is back.
+        """
+        await self.drop_parked_answer()
         self.state.begin_answer()
         self.renderer.begin(text)
-        failed: KaiError | None = None
-        with self.interruptible("answering") as scope:
+        if self._nursery is None:  # run() is not running: the answer cannot outlive us
+            async with trio.open_nursery() as nursery:
+                answer = RunningAnswer(can_park=False)
+                nursery.start_soon(self._stream_answer, answer, opened)
+                await self._follow(answer)
+            return
+        answer = RunningAnswer(can_park=True)
+        self._answer = answer
+        self._nursery.start_soon(self._stream_answer, answer, opened)
+        await self._follow(answer)
+
+    async def _stream_answer(self, answer: RunningAnswer, opened: Any) -> None:
+        with answer.scope:
             try:
                 async with opened as events:
                     async for event in events:
                         self._on_event(event)
-            except KaiError as exc:
-                failed = exc
+            except Exception as exc:  # reported by the follower, as if raised there
+                answer.error = exc
             finally:
                 self.renderer.end()
                 self.state.end_answer()
                 self._sync_pending()
-        if scope.cancelled_caught:
+                if self._answer is answer:
+                    self._answer = None
+                answer.finish()
+
+    async def _follow(self, answer: RunningAnswer) -> None:
+        """Wait until the answer ends or parks; Ctrl-C meanwhile stops it."""
+        saved = self._scope, self.state.busy
+        self._scope, self.state.busy = answer.scope, "answering"
+        try:
+            with keys_not_echoed() if self._input is None else nullcontext():
+                await answer.settled()
+        finally:
+            self._scope, self.state.busy = saved
+        if answer.parked:
+            return
+        stopped = answer.scope.cancelled_caught
+        if stopped:
             self.warn("stopped (Ctrl-C); what arrived is kept in the log")
-        if failed is not None:
-            self._server_error(failed)
-        elif not scope.cancelled_caught:
+        if isinstance(answer.error, KaiError):
+            self._server_error(answer.error)
+        elif answer.error is not None:
+            raise answer.error
+        elif not stopped:
             self._set_online()
         self.refresh_chats()
+
+    async def drop_parked_answer(self) -> None:
+        """Stop an answer left waiting for a put-off decision (a new message replaces it)."""
+        answer = self._answer
+        if answer is not None and answer.parked:
+            answer.scope.cancel()
+            await answer.settled()
+
+    async def _put_off(self, request: ApprovalRequest) -> ApprovalDecision:
+        """Ctrl-C at the approval question: park the answer, back to the prompt,
+        and wait there for ``/approve`` or ``/deny``."""
+        answer = self._answer
+        deferred = Deferred(request.tool_name)
+        assert answer is not None
+        self.renderer.end()
+        self._sync_pending()
+        self.warn(
+            f"{request.tool_name} waits for your decision: /approve or /deny "
+            f"{request.tool_call_id}; the answer goes on then (a new message drops it)"
+        )
+        answer.park(request.tool_call_id, deferred)
+        decision = await deferred.wait()
+        self.renderer.begin(None)
+        return decision
+
+    async def settle_put_off(self, tool_call_id: str, decision: ApprovalDecision) -> bool:
+        """Give a put-off decision to its parked answer and follow the answer again.
+
+        :returns: False when no parked answer waits for ``tool_call_id``.
+        """
+        answer = self._answer
+        if answer is None or not answer.settle(tool_call_id, decision):
+            return False
+        await self._follow(answer)
+        return True
 
     def _on_event(self, event: Event) -> None:
         self.state.see(event)
@@ -534,7 +658,10 @@ class Shell:
             try:
                 line = await trio.to_thread.run_sync(self.approval_prompt.read, request.tool_name)
             except KeyboardInterrupt:
-                # Ctrl-C stops the whole answer; the call stays pending for /approve, /deny.
+                if self._answer is not None and self._answer.can_park:
+                    # Put off: the answer waits (its stream open) for /approve, /deny.
+                    return await self._put_off(request)
+                # No parking here: Ctrl-C stops the answer; the call stays pending.
                 self.interrupt()
                 await trio.lowlevel.checkpoint()
                 raise AssertionError("unreachable: the answer's scope was cancelled") from None
@@ -575,6 +702,8 @@ class Shell:
 
     async def decide_pending(self, tool_call_id: str, decision: ApprovalDecision) -> None:
         """Answer a tool call left pending (its answer was stopped while it waited)."""
+        if await self.settle_put_off(tool_call_id, decision):
+            return
         from .shell.pending import decide_pending
 
         await decide_pending(self, tool_call_id, decision)
@@ -634,8 +763,13 @@ async def run_shell_async(
 ) -> None:
     """Run the shell until the user quits (for ``kai shell`` and ``kai demo``).
 
+    :param chat_id: the chat to continue: its id, or a prefix the log knows.
     :param shell: more keyword arguments of :class:`Shell` (tests pass input/output).
     """
+    if chat_id is not None:
+        from .ids import resolve
+
+        chat_id = await resolve(runtime, chat_id)
     await Shell(runtime, chat_id=chat_id, offline=offline, **shell).run()
 
 
@@ -660,8 +794,13 @@ def run_shell(runtime: Runtime, *, chat_id: str | None = None, offline: bool = F
 @click.option("--policy", type=click.Path(dir_okay=False), help="Approval rules file (TOML).")
 @click.option("--auto-approve", is_flag=True, help="Approve tool calls no policy decided.")
 @click.option("--vote", is_flag=True, help="Ask for a vote after each answer.")
-@click.option("--chat-id", help="Continue this chat.")
+@click.option("--chat-id", help="Continue this chat (its id, or a prefix of it).")
 @click.option("--offline", is_flag=True, help="Do not connect: only recorded chats.")
+@click.option(
+    "--theme",
+    type=click.Choice(THEMES),
+    help="Colours for a dark or light terminal (or KAI_THEME; default: from COLORFGBG, else dark).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def main(chat_id: str | None, offline: bool, **options: Any) -> None:
     """kai-shell: chat with Kai; every chat recorded, searchable, replayable offline.

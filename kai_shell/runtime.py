@@ -95,6 +95,7 @@ class Options:
     auto_approve: bool = False
     debug: bool = False
     vote: bool = False
+    theme: str | None = None
 
     def resolved_token(self) -> str | None:
         return self.token or os.environ.get("STORAGE_API_TOKEN") or None
@@ -248,7 +249,10 @@ class Runtime:
                 "(e.g. https://connection.keboola.com)",
                 code=3,
             )
+        check_url(url, "--url", "https://connection.keboola.com")
         base_url = self.options.resolved_base_url()
+        if base_url:
+            check_url(base_url, "--base-url", "http://localhost:3000")
         log = (
             self.observed_log()
             if with_log and (self.log is not None or self._has_observers())
@@ -291,6 +295,21 @@ class Runtime:
 
     def _log_failed(self, error: Exception) -> None:
         self.say(f"warning: {error}; the event log is off for the rest of this run")
+
+
+def check_url(url: str, flag: str, example: str) -> None:
+    """Refuse, before any request, a URL that is not ``http(s)://host...``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a bad port or an unbalanced [ in the host
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"{flag} {url!r} is not a URL; give the whole address, e.g. {flag} {example}"
+        )
 
 
 def _isatty(stream: Any) -> bool:

@@ -308,10 +308,8 @@ def test_the_checker_catches_mistakes() -> None:
     assert check_invocation(["kai", "log", "export", "ID", "-o/--output", "f"]) == []
     assert check_invocation(["kai", "chats"]) == ["`kai` has no command 'chats'"]
     assert check_invocation(["kai", "chat", "--yes"]) == ["`kai chat` has no option --yes"]
-    # A group option after the command name is an error, as it is for click.
-    assert check_invocation(["kai", "history", "--no-log"]) == [
-        "`kai history` has no option --no-log"
-    ]
+    # Global options are accepted after the command name too (issue 13).
+    assert check_invocation(["kai", "history", "--no-log"]) == []
     assert check_invocation(["kai", "log", "purge"]) == ["`kai log` has no command 'purge'"]
 
 

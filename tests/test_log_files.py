@@ -168,7 +168,15 @@ async def test_export_replaces_the_target_whole_and_owner_only(kai: Kai, tmp_pat
         assert out.read_text().count("\n") == len(log.events())
     # A failed export (an unknown chat) leaves the target as it was.
     kept = out.read_bytes()
-    result = await kai("log", "export", "no-such-chat", "--format", "markdown", "-o", str(out))
+    result = await kai(
+        "log",
+        "export",
+        "00000000-0000-4000-8000-00000000dead",
+        "--format",
+        "markdown",
+        "-o",
+        str(out),
+    )
     assert result.returncode == EXIT_CODES["not_found"], result
     assert out.read_bytes() == kept
     # A symbolic link at the target is replaced, never followed.

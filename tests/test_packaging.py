@@ -94,6 +94,21 @@ def test_the_emulator_without_its_extra_says_what_to_install(lean_venv: Path) ->
     assert "pip install 'kai[emulator]'" in run.stdout, run.stderr
 
 
+def test_the_html_export_without_its_extra_says_what_to_install(lean_venv: Path) -> None:
+    code = (
+        "from kai_core.log import LocalChat, LocalChatDetail, LocalMessage, render_html\n"
+        "chat = LocalChat('c', 'title', 1.0, 2.0, 1, 0, 0)\n"
+        "text = [{'type': 'text', 'text': '**hi**'}]\n"
+        "message = LocalMessage(1, 'm', 'c', 'assistant', 1.0, 'hi', text)\n"
+        "try:\n"
+        "    render_html(LocalChatDetail(chat, [message], [], {}))\n"
+        "except ModuleNotFoundError as e:\n"
+        "    print(e)"
+    )
+    run = _run(lean_venv, str(lean_venv / "bin" / "python"), "-c", code)
+    assert "pip install 'kai[html]'" in run.stdout and "markdown_it" in run.stdout, run.stderr
+
+
 def test_the_pytest_plugin_costs_nothing_until_a_fixture_is_used(tmp_path: Path) -> None:
     # A real pytest run in the development environment, where the web stack is
     # installed: kai's plugin loads (entry point pytest11) but imports none of it

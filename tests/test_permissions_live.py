@@ -221,7 +221,7 @@ async def test_kai_chat_denies_and_kai_audit_attributes(kai: Kai, kai_emulator: 
     listed, only_denied, one_chat, text, exported = await gather(
         kai("audit", "--json-output"),
         kai("audit", "--decision", "deny", "--json-output"),
-        kai("audit", "--chat", chat_id_of(auto), "--json-output"),
+        kai("audit", "--chat", chat_id_of(auto)[:8], "--json-output"),  # a prefix
         kai("audit", "--since", "1h"),
         kai("log", "export", "--format", "jsonl"),
     )

@@ -33,7 +33,10 @@ OFFLINE_PROMPT = re.compile(rf"kai{ANSI} \(offline\){ANSI}> ")
 KAI_SHELL = str(Path(sys.executable).with_name("kai-shell"))
 
 
-def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
+def spawn(
+    tmp_path: Path, *args: str, program: str = KAI_SHELL, env_extra: dict[str, str] | None = None
+) -> pexpect.spawn:
+    """``program --db <tmp>/kai.db *args`` on a pty, with a clean environment."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -45,8 +48,9 @@ def spawn(tmp_path: Path, *args: str) -> pexpect.spawn:
         KAI_LOAD_PLUGINS="",
         XDG_STATE_HOME=str(tmp_path / "state"),
     )
+    env.update(env_extra or {})
     child = pexpect.spawn(
-        KAI_SHELL,
+        program,
         ["--db", str(tmp_path / "kai.db"), *args],
         env=env,
         cwd=str(tmp_path),  # no .env.local from the checkout
@@ -261,5 +265,26 @@ async def test_offline_when_the_server_is_unreachable(
         child.send("/chats\r")
         child.expect("hello")
         quit_shell(child)
+
+    await in_thread(dialogue)
+
+
+async def test_chat_id_takes_a_prefix_the_log_knows(
+    tmp_path: Path, old_chat_db: Path, children: list[pexpect.spawn]
+) -> None:
+    with EventLog(old_chat_db) as log:
+        (chat,) = log.chats()
+
+    def dialogue() -> None:
+        child = spawn(tmp_path, "--chat-id", chat.id[:8])
+        children.append(child)
+        child.expect(re.escape(f"kai-shell: chat {chat.id}"))  # the whole id, resolved
+        quit_shell(child)
+        unknown = spawn(tmp_path, "--chat-id", "ffff0000")
+        children.append(unknown)
+        unknown.expect(re.escape("no chat id starts with 'ffff0000' in the event log"))
+        unknown.expect(pexpect.EOF)
+        unknown.close()
+        assert unknown.exitstatus == 1
 
     await in_thread(dialogue)

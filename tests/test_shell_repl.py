@@ -24,6 +24,7 @@ from kai_core.testing import Emulator, Say
 from kai_shell.repl import Shell
 from kai_shell.runtime import Options, Runtime
 from kai_shell.shell import ShellCommand
+from kai_shell.shell.answer import Deferred, RunningAnswer
 
 LIMIT = 20  # seconds: a generous bound on any one test
 
@@ -361,19 +362,36 @@ async def test_calls_left_pending_by_ctrl_c_are_answered_later(
     async with open_emulator(backend="assistant") as emulator:
         shell, out = make_shell(tmp_path, pipe, emulator)
         pipe.send_text("create two buckets x and y\r")
-        pipe.send_text("\x03")  # Ctrl-C at the approval question: the answer stops
+        pipe.send_text("\x03")  # Ctrl-C at the approval question: put off, the answer parks
+        # /approve names the call; the answer goes on and asks about the second one
         pipe.send_text("/approve\r/approve call_000001\r/deny call_000002 only one\r/quit\r")
         with trio.fail_after(LIMIT):
             await shell.run()
     text = out.getvalue()
-    assert "stopped (Ctrl-C)" in text
+    assert "create_bucket waits for your decision" in text
+    assert "stopped (Ctrl-C)" not in text
     assert "several tool calls wait" in text
-    assert "create_bucket approved; still to decide: call_000002" in text
     assert "create_bucket rejected by user (only one)" in text
     assert "was created" in text  # the continuation streamed
     assert shell.state.pending == ()
     decided = [(a["tool_call_id"], a["approved"]) for a in approvals(tmp_path / "kai.db")]
     assert decided == [("call_000001", True), ("call_000002", False)]
+
+
+async def test_a_settled_answer_is_going_on_before_its_task_runs() -> None:
+    # The prompt follows the answer right after /approve: were the answer
+    # still marked parked until its task next ran (trio picks the order),
+    # following would return at once and the shell prompt would read the
+    # terminal while the answer asks its next question (a hang, 1 run in 2).
+    answer = RunningAnswer(can_park=True)
+    deferred = Deferred("create_bucket")
+    answer.park("call_1", deferred)
+    assert not answer.settle("call_2", ApprovalDecision.approve())
+    assert answer.parked
+    assert answer.settle("call_1", ApprovalDecision.approve())
+    assert not answer.parked
+    assert (await deferred.wait()).approved
+    assert not answer.settle("call_1", ApprovalDecision.approve())  # once only
 
 
 def test_a_shell_starts_without_rich_or_the_approval_prompt(tmp_path: Path) -> None:

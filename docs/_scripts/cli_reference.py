@@ -27,8 +27,11 @@ HEADER = """\
      Regenerate with: uv run python docs/_scripts/cli_reference.py -->
 
 Every command and option of `kai` and `kai-shell`, as their `--help` gives
-them. Options of the `kai` group itself (`--token`, `--db`, `--no-log`, ...)
-go **before** the command name: `kai --db demo.db history --local`.
+them. The global options of the `kai` group (`--token`, `--db`, `--no-log`, ...)
+go before or after the command name, with the same meaning:
+`kai --db demo.db history --local` and `kai history --local --db demo.db`.
+Each command's `--help` lists them under "Global options"; this page lists
+them once, under `kai`.
 The [exit codes](#exit-codes) are at the end.
 """
 
@@ -72,7 +75,13 @@ def _subcommands(ctx: click.Context) -> Iterator[tuple[str, click.Command]]:
 def _params(ctx: click.Context) -> list[str]:
     command = ctx.command
     arguments = [p for p in command.get_params(ctx) if isinstance(p, click.Argument)]
-    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option) and not p.hidden]
+    from kai_shell.cli import GlobalOption
+
+    options = [
+        p
+        for p in command.get_params(ctx)
+        if isinstance(p, click.Option) and not p.hidden and not isinstance(p, GlobalOption)
+    ]
     lines: list[str] = []
     if arguments:
         lines += ["| argument | |", "| --- | --- |"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from ._db import APPLICATION_ID as APPLICATION_ID
 from ._db import MIGRATIONS as MIGRATIONS
 from ._db import default_log_path as default_log_path
+from ._html import LARGE_TOOL_OUTPUT as LARGE_TOOL_OUTPUT
+from ._html import render_html as render_html
 from ._log import EventLog as EventLog
 from ._output import check_output as check_output
 from ._output import private_output as private_output
@@ -42,6 +44,7 @@ __all__ = [
     "CLIENT_RECORD_TYPES",
     "DELETE_CHAT",
     "IMPORTED_MESSAGE",
+    "LARGE_TOOL_OUTPUT",
     "MIGRATIONS",
     "RESUME",
     "STREAM_ERROR",
@@ -63,6 +66,7 @@ __all__ = [
     "check_output",
     "default_log_path",
     "private_output",
+    "render_html",
     "safe_query",
     "write_private",
 ]

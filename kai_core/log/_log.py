@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ._export import (
     render_markdown,
 )
 from ._frames import FRAME_COLUMNS, build_frames, no_room, stored_events
+from ._html import render_html
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
 from ._output import check_output, private_path
 from ._projections import Projector, read_events
@@ -381,9 +382,7 @@ class EventLog:
 
         :raises KaiLogError: the chat is not in the log.
         """
-        detail = self.get_chat(chat_id)
-        if detail is None:
-            raise KaiLogError(f"chat {chat_id} is not in the log {self.path}", code="log:no_chat")
+        detail = self._known_chat(chat_id)
         calls = {(c.message_id, c.tool_call_id): _call_dict(c) for c in detail.tool_calls}
         messages = [
             {
@@ -398,6 +397,23 @@ class EventLog:
         ]
         chat = {f: getattr(detail.chat, f) for f in detail.chat.__struct_fields__}
         return render_markdown(chat, messages, calls)
+
+    def export_html(
+        self, chat_id: str, *, include_tool_output: bool = False, secrets: Iterable[str] = ()
+    ) -> str:
+        """One chat as a self-contained HTML page (see :func:`~kai_core.log.render_html`).
+
+        :raises KaiLogError: the chat is not in the log.
+        """
+        return render_html(
+            self._known_chat(chat_id), include_tool_output=include_tool_output, secrets=secrets
+        )
+
+    def _known_chat(self, chat_id: str) -> LocalChatDetail:
+        detail = self.get_chat(chat_id)
+        if detail is None:
+            raise KaiLogError(f"chat {chat_id} is not in the log {self.path}", code="log:no_chat")
+        return detail
 
     def import_chat(self, detail: Any) -> int:
         """Record a chat made elsewhere (e.g. the web app) from its server detail.

@@ -14,6 +14,7 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
+from ..ids import ChatId, resolve
 from ..runtime import UsageError
 
 __all__ = ["audit", "parse_since"]
@@ -39,7 +40,9 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 @click.command()
 @click.option("--since", help="Only decisions since DATE (ISO date or time) or an age (12h, 7d).")
-@click.option("--chat", "chat_id", help="Only this chat's decisions (the full chat id).")
+@click.option(
+    "--chat", "chat_id", type=ChatId, help="Only this chat's decisions (its id or a prefix)."
+)
 @click.option("--decision", type=click.Choice(["allow", "deny"]), help="Only allowed or denied.")
 @click.option("--json-output", is_flag=True, help="One JSON object per decision per line.")
 @click.pass_context
@@ -63,8 +66,9 @@ def audit(
         log = runtime.log
         if log is None:
             raise UsageError("the audit trail is in the event log; drop --no-log")
+        chat = await resolve(runtime, chat_id) if chat_id is not None else None
         entries = await trio.to_thread.run_sync(
-            lambda: read_audit(log, since=start, chat_id=chat_id, decision=decision)
+            lambda: read_audit(log, since=start, chat_id=chat, decision=decision)
         )
         for entry in entries:
             if json_output:

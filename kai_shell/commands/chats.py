@@ -12,19 +12,24 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..ids import ChatId
-from ..output import echo_json, to_snake
+from ..ids import ChatId, resolve
+from ..output import echo_json, local_time, to_snake, with_iso_times
 
 json_option = click.option("--json-output", is_flag=True, help="Output as JSON.")
 
 
 @click.command()
 @click.option("-n", "--limit", default=10, show_default=True, help="Number of chats to show.")
-@click.option("--local", is_flag=True, help="From the event log: no token, no network.")
+@click.option(
+    "--local",
+    is_flag=True,
+    help="From the event log (no token, no network), by last activity, with chats "
+    "deleted on the server marked.",
+)
 @json_option
 @click.pass_context
 def history(ctx: click.Context, limit: int, local: bool, json_output: bool) -> None:
-    """List chats, newest first."""
+    """List chats, newest first (--local: most recently active first)."""
     runtime = runtime_of(ctx)
     if limit < 1:
         raise click.BadParameter("must be at least 1", param_hint="--limit")
@@ -41,16 +46,19 @@ def history(ctx: click.Context, limit: int, local: bool, json_output: bool) -> N
             click.echo(json.dumps({"chats": chats, "hasMore": has_more}, default=str))
             return
         if not chats:
-            click.echo("No chat history found.")
+            click.echo("No chat history found.", err=True)
             return
         for chat in chats:
-            created = str(chat.get("created_at") or chat.get("first_ts") or "?")[:16].replace(
-                "T", " "
-            )
             title = chat.get("title") or "(no title)"
-            click.echo(for_terminal(f"{chat['id']}  {created}  {title[:50]}"))
+            if local:
+                deleted = "  (deleted on server)" if chat.get("deleted_ts") else ""
+                when = local_time(chat["last_ts"])
+                click.echo(for_terminal(f"{chat['id']}  {when}  {title[:50]}{deleted}"))
+            else:
+                created = str(chat.get("created_at") or "?")[:16].replace("T", " ")
+                click.echo(for_terminal(f"{chat['id']}  {created}  {title[:50]}"))
         if has_more:
-            click.echo("\n... and more (use --limit to see more)")
+            click.echo("... and more (use --limit to see more)", err=True)
 
     run_trio(ctx, run)
 
@@ -63,10 +71,12 @@ async def _local_history(runtime: Any, limit: int) -> tuple[list[dict[str, Any]]
         from ..runtime import UsageError
 
         raise UsageError("--local needs the event log; drop --no-log")
+    # most recently active first, as the log lists them
     rows = await trio.to_thread.run_sync(lambda: log.chats(limit=limit + 1))
     chats = [to_snake(row) for row in rows]
     for chat in chats:
         chat.setdefault("created_at", _iso(chat.get("first_ts")))
+        with_iso_times(chat, "first_ts", "last_ts", "deleted_ts")
     return chats[:limit], len(chats) > limit
 
 
@@ -123,8 +133,10 @@ def get_chat(ctx: click.Context, chat_id: str, json_output: bool) -> None:
     runtime = runtime_of(ctx)
 
     async def run() -> None:
+        from ..server_chat import get_chat
+
         async with runtime.client(with_log=False) as client:
-            chat = await client.get_chat(chat_id)
+            chat = await get_chat(client, await resolve(runtime, chat_id, client))
         if json_output:
             echo_json(chat)
             return
@@ -148,20 +160,26 @@ def get_chat(ctx: click.Context, chat_id: str, json_output: bool) -> None:
 def delete_chat(ctx: click.Context, chat_id: str, yes: bool) -> None:
     """Delete a chat on the server (the local record stays; see `kai log forget`)."""
     runtime = runtime_of(ctx)
-    if not yes:
-        from ..converse import stdin_is_terminal
+    from ..converse import stdin_is_terminal
 
-        if not stdin_is_terminal():
-            from ..errors import EXIT_CODES, fail
+    if not yes and not stdin_is_terminal():
+        from ..errors import EXIT_CODES, fail
 
-            fail("refusing to delete without confirmation; pass --yes", EXIT_CODES["usage"])
-        if not click.confirm(f"Delete chat {chat_id}?"):
-            click.echo("Cancelled.")
-            return
+        fail("refusing to delete without confirmation; pass --yes", EXIT_CODES["usage"])
 
     async def run() -> None:
+        import trio
+
+        from ..server_chat import delete_chat
+
         async with runtime.client() as client:
-            await client.delete_chat(chat_id)
-        click.echo(f"Deleted chat {chat_id}")
+            full_id = await resolve(runtime, chat_id, client)
+            if not yes:
+                question = f"Delete chat {full_id}?"
+                if not await trio.to_thread.run_sync(click.confirm, question):
+                    click.echo("Cancelled.")
+                    return
+            await delete_chat(client, full_id)
+        click.echo(f"Deleted chat {full_id}")
 
     run_trio(ctx, run)

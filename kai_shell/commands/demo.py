@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import Any
 
@@ -61,8 +62,9 @@ async def _demo(runtime: Runtime, backend: str, play: bool) -> None:
             await _play(runtime)
         else:
             from ..repl import run_shell_async
+            from ..shell.emulator import welcome
 
-            await run_shell_async(runtime)
+            await run_shell_async(runtime, welcome=welcome())
 
 
 class _DemoPolicy:
@@ -92,8 +94,11 @@ async def _play(runtime: Runtime) -> None:
         for text in DEMO_SCRIPT:
             click.echo(f"\n>>> {text}")
             await converse(session, text, renderer)
+        from ..hints import kai_command
+
+        db = shlex.quote(str(runtime.options.db))
         click.echo(
-            f"\nChat {session.chat_id} recorded. Try: kai --db {runtime.options.db} history --local"
+            f"\nChat {session.chat_id} recorded. Try: {kai_command()} --db {db} history --local"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -12,11 +13,30 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..output import echo_json
+from ..ids import ChatId, most_recent, resolve
+from ..output import echo_json, local_time, to_snake, with_iso_times
 from ..runtime import Runtime, UsageError
 
 MAX_PAUSE = 2.0
 """Longest pause (seconds, before the speed factor) a timed replay makes."""
+
+_UNSEEN_EVENTS = (
+    "StepStartEvent",
+    "UsageEvent",
+    "FinishEvent",
+    "MessageMetadataEvent",
+    "DataEvent",
+    "UnknownEvent",
+)
+"""Events a reader does not see as they arrive: no pause is spent waiting for them."""
+
+
+def shows_something(step: Any, text: str | None) -> bool:
+    """True when a replay step puts something on the screen (a user message or
+    an event a person sees), so that the pause before it is worth keeping."""
+    if text is not None:
+        return True
+    return any(type(event).__name__ not in _UNSEEN_EVENTS for event in step.events)
 
 
 def user_text(body: bytes | str) -> str | None:
@@ -37,17 +57,30 @@ def _log(runtime: Runtime) -> Any:
 
 
 @click.command()
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId, required=False)
 @click.option(
     "--speed", type=float, default=1.0, show_default=True, help="Pace factor (2 = twice as fast)."
 )
 @click.option("--instant", is_flag=True, help="No pauses: print the whole chat at once.")
+@click.option(
+    "--max-pause",
+    type=click.FloatRange(0),
+    default=MAX_PAUSE,
+    show_default=True,
+    help="Longest wait (seconds) between two things shown; time with nothing to show is skipped.",
+)
 @click.option("--json-output", is_flag=True, help="One JSON object per event per line.")
 @click.pass_context
 def replay(
-    ctx: click.Context, chat_id: str, speed: float, instant: bool, json_output: bool
+    ctx: click.Context,
+    chat_id: str | None,
+    speed: float,
+    instant: bool,
+    max_pause: float,
+    json_output: bool,
 ) -> None:
-    """Replay a recorded chat from the log, at its recorded pace or instantly."""
+    """Replay a recorded chat from the log (default: the most recent one), at its
+    recorded pace or instantly. CHAT_ID may be the first 4+ characters of the id."""
     runtime = runtime_of(ctx)
     if speed <= 0:
         raise click.BadParameter("must be greater than 0", param_hint="--speed")
@@ -60,33 +93,49 @@ def replay(
         from kai_core.exceptions import KaiNotFoundError
 
         log = _log(runtime)
-        if not await trio.to_thread.run_sync(log.has_chat, chat_id):
-            raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
-        steps = await trio.to_thread.run_sync(lambda: list(log.replay_steps(chat_id)))
+        found = await resolve(runtime, chat_id) if chat_id else await most_recent(runtime)
+        if not await trio.to_thread.run_sync(log.has_chat, found):
+            raise KaiNotFoundError(f"no chat {found} in the log {log.path}", code="not_found:log")
+        steps = await trio.to_thread.run_sync(lambda: list(log.replay_steps(found)))
         renderer = runtime.guarded_renderer(sys.stdout)
-        previous: float | None = None
         open_turn = False
-        for step in steps:
-            record = step.record
-            if not instant and previous is not None:
-                # Recorded pace, but a pause between turns (user reading or
-                # away) is capped so a replay never sits idle for long.
-                await trio.sleep(min(max(record.ts - previous, 0.0), MAX_PAUSE) / speed)
-            previous = record.ts
-            if record.origin == "client" and record.type in ("user-message", "imported-message"):
-                text = user_text(record.body)
-                if text is not None:
-                    if open_turn:
-                        renderer.end()
-                    if not json_output:
-                        click.echo(f"\n>>> {for_terminal(text, multiline=True)}")
-                    renderer.begin(text)
-                    open_turn = True
+        for step, text, pause in paced(steps, max_pause=0.0 if instant else max_pause):
+            if pause:
+                await trio.sleep(pause / speed)
+            if text is not None:
+                if open_turn:
+                    renderer.end()
+                if not json_output:
+                    click.echo(f"\n>>> {for_terminal(text, multiline=True)}")
+                renderer.begin(text)
+                open_turn = True
             for event in step.events:
                 renderer.event(event)
         renderer.end()
 
     run_trio(ctx, run)
+
+
+def paced(steps: Iterable[Any], *, max_pause: float) -> Iterator[tuple[Any, str | None, float]]:
+    """``(step, user text or None, seconds to wait before it)`` for each replay step.
+
+    The wait is the recorded time since the last step that showed something,
+    capped at ``max_pause``; a step that shows nothing (a usage count, the
+    end of a step, a vote much later) is not waited for. So the answer keeps
+    its recorded rhythm, and a replay never sits on dead air.
+    """
+    shown_at: float | None = None  # when the last thing shown was recorded
+    for step in steps:
+        record = step.record
+        text = None
+        if record.origin == "client" and record.type in ("user-message", "imported-message"):
+            text = user_text(record.body)
+        if not shows_something(step, text):
+            yield step, text, 0.0
+            continue
+        pause = 0.0 if shown_at is None else min(max(record.ts - shown_at, 0.0), max_pause)
+        shown_at = record.ts
+        yield step, text, pause
 
 
 def _date(value: str | None) -> float | None:
@@ -160,14 +209,16 @@ def search(
             raise
         if json_output:
             for hit in hits:
-                echo_json(hit)
+                echo_json(with_iso_times(to_snake(hit), "ts"))
             return
         if not hits:
             click.echo("No matches.")
             return
         for hit in hits:
             title = getattr(hit, "title", None) or "(no title)"
-            click.echo(for_terminal(f"{hit.chat_id}  {title[:40]}  [{hit.role}]"))
+            click.echo(
+                for_terminal(f"{hit.chat_id}  {local_time(hit.ts)}  {title[:40]}  [{hit.role}]")
+            )
             click.echo(f"    {for_terminal(' '.join(hit.snippet.split()))}")  # one line per hit
 
     run_trio(ctx, run)

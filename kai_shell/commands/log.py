@@ -13,7 +13,8 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..output import to_snake
+from ..ids import ChatId, resolve
+from ..output import local_time, to_snake, with_iso_times
 from ..runtime import Runtime, UsageError
 
 
@@ -52,33 +53,49 @@ def stats(ctx: click.Context, json_output: bool) -> None:
         log = _log(runtime)
         data = to_snake(await trio.to_thread.run_sync(log.stats))
         if json_output:
-            click.echo(json.dumps(data, default=str))
+            click.echo(json.dumps(with_iso_times(data, "first_ts", "last_ts"), default=str))
         else:
             for key, value in data.items():
-                click.echo(f"{key}: {value}")
+                shown = local_time(value) if key in ("first_ts", "last_ts") else value
+                click.echo(f"{key}: {shown}")
 
     run_trio(ctx, run)
 
 
 @log.command()
-@click.argument("chat_id", required=False)
+@click.argument("chat_id", type=ChatId, required=False)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout."
 )
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "markdown"]),
+    type=click.Choice(["jsonl", "markdown", "html"]),
     default="jsonl",
     show_default=True,
-    help="jsonl: the events, re-importable; markdown: a transcript to read.",
+    help="jsonl: the events, re-importable; markdown: a transcript to read; "
+    "html: a self-contained page to open in a browser or share.",
+)
+@click.option(
+    "--include-tool-output",
+    is_flag=True,
+    help="html: keep tool outputs of any size (else those over 4 KiB are left out).",
 )
 @click.pass_context
-def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str) -> None:
-    """Export one chat (or all) as JSON lines or a Markdown transcript."""
+def export(
+    ctx: click.Context,
+    chat_id: str | None,
+    output: str | None,
+    fmt: str,
+    include_tool_output: bool,
+) -> None:
+    """Export one chat (or all) as JSON lines, a Markdown transcript or an HTML page.
+
+    CHAT_ID may be the first 4+ characters of the id."""
     runtime = runtime_of(ctx)
-    if fmt == "markdown" and chat_id is None:
-        raise click.UsageError("--format markdown needs a CHAT_ID")
+    word = chat_id
+    if fmt != "jsonl" and chat_id is None:
+        raise click.UsageError(f"--format {fmt} needs a CHAT_ID")
 
     async def run() -> None:
         import trio
@@ -86,17 +103,27 @@ def export(ctx: click.Context, chat_id: str | None, output: str | None, fmt: str
         from kai_core.exceptions import KaiNotFoundError
 
         log = _log(runtime)
+        chat_id = await resolve(runtime, word) if word is not None else None
         if chat_id is not None and not await trio.to_thread.run_sync(log.has_chat, chat_id):
             # checked first, so that -o does not leave an empty file behind
             raise KaiNotFoundError(f"no chat {chat_id} in the log {log.path}", code="not_found:log")
+
+        def transcript() -> str:
+            if fmt == "markdown":
+                return str(log.export_markdown(chat_id))
+            token = runtime.options.resolved_token()  # masked, should the log hold it
+            page = log.export_html(
+                chat_id, include_tool_output=include_tool_output, secrets=[token or ""]
+            )
+            return str(page)
 
         def write() -> None:
             from kai_core.log import check_output, write_private
 
             if output:
                 check_output(output, log=log.path)  # refused before any work
-            if fmt == "markdown":
-                text = log.export_markdown(chat_id)
+            if fmt != "jsonl":
+                text = transcript()
                 if output:
                     write_private(output, text, log=log.path)
                 elif sys.stdout.isatty():  # to read, not to keep: no escape acts on the terminal
@@ -183,12 +210,17 @@ def backup(ctx: click.Context, dest: str) -> None:
 
 
 @log.command()
-@click.argument("chat_id")
+@click.argument("chat_id", type=ChatId)
 @click.option("--yes", "-y", is_flag=True, help="Skip confirmation.")
 @click.pass_context
 def forget(ctx: click.Context, chat_id: str, yes: bool) -> None:
-    """Delete a chat from the local log for good (the server's copy is untouched)."""
+    """Delete a chat from the local log for good (the server's copy is untouched).
+
+    CHAT_ID may be a prefix; the question names the whole id it stands for.
+    """
     runtime = runtime_of(ctx)
+    # Resolved before the question: what is confirmed is what is forgotten.
+    chat_id = run_trio(ctx, resolve, runtime, chat_id)
     if not yes:
         from ..converse import stdin_is_terminal
         from ..errors import EXIT_CODES, fail

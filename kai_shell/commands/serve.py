@@ -107,11 +107,13 @@ def serve(
     )
 
     def ready(emulator: object) -> None:
+        from ..hints import kai_command
+
         url = getattr(emulator, "base_url", "")
         click.echo(
             f"Kai emulator (kai-{backend}) on {url}; point kai at it: "
-            f"STORAGE_API_URL={url} STORAGE_API_TOKEN={'<your --token>' if token else 'any'}. "
-            "Ctrl-C stops."
+            f"STORAGE_API_URL={url} STORAGE_API_TOKEN={'<your --token>' if token else 'any'} "
+            f'{kai_command()} chat -m "list my tables". Ctrl-C stops.'
         )
         sys.stdout.flush()
 

@@ -10,7 +10,7 @@ from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
 from ..errors import run_trio
-from ..ids import ChatId
+from ..ids import ChatId, resolve
 from ..output import to_snake
 
 
@@ -25,7 +25,8 @@ def vote(ctx: click.Context, chat_id: str, message_id: str, vote_type: str) -> N
 
     async def run() -> None:
         async with runtime.client() as client:
-            result = await client.vote(chat_id, message_id, vote_type)
+            full_id = await resolve(runtime, chat_id, client)
+            result = await client.vote(full_id, message_id, vote_type)
         click.echo(
             for_terminal(f"Voted {getattr(result, 'type', vote_type)} on message {message_id}")
         )
@@ -43,7 +44,7 @@ def get_votes(ctx: click.Context, chat_id: str, json_output: bool) -> None:
 
     async def run() -> None:
         async with runtime.client(with_log=False) as client:
-            votes = await client.get_votes(chat_id)
+            votes = await client.get_votes(await resolve(runtime, chat_id, client))
         if json_output:
             click.echo(json.dumps([to_snake(v) for v in votes], default=str))
             return

@@ -126,7 +126,9 @@ async def open_chat(shell: Shell, args: str) -> None:
     log = shell.log
     detail = await trio.to_thread.run_sync(log.get_chat, chat_id) if log is not None else None
     if detail is None and shell.client is not None:
-        server_chat = await shell.client.get_chat(chat_id)
+        from ..server_chat import get_chat
+
+        server_chat = await get_chat(shell.client, chat_id)
         shell.switch_chat(chat_id, server_chat.title)
         if log is not None:
             await trio.to_thread.run_sync(log.import_chat, server_chat)
@@ -161,7 +163,9 @@ async def delete(shell: Shell, args: str) -> None:
     if not await shell.confirm(f"Delete chat {chat_id} {title!r} on the server?"):
         shell.dim("not deleted")
         return
-    await shell.client.delete_chat(chat_id)
+    from ..server_chat import delete_chat
+
+    await delete_chat(shell.client, chat_id)  # "no chat ... on the server" when unknown
     shell.echo(f"deleted {chat_id} on the server")
     if chat_id == shell.state.chat_id:
         shell.new_chat()
@@ -412,6 +416,19 @@ async def ping(shell: Shell, args: str) -> None:
         shell.echo(f"pong from {shell.state.server_note} in {took * 1000:.0f} ms")
 
 
+@BUILTINS.command("reconnect")
+async def reconnect(shell: Shell, args: str) -> None:
+    """Try to reach the server now (the shell also retries by itself while offline)."""
+    if shell.client is None and not await shell.reconnect():
+        shell.error(f"still offline ({shell.state.server_note})")
+        return
+    took = await shell.check_server()
+    if took is None:
+        shell.error(f"the server does not answer ({shell.state.server_note})")
+    else:
+        shell.echo(f"online: {shell.state.server_note}")
+
+
 @BUILTINS.command("info", needs_server=True)
 async def info(shell: Shell, args: str) -> None:
     """Show the server's name, version, uptime and MCP connections."""
@@ -517,6 +534,10 @@ async def help_(shell: Shell, args: str) -> None:
         "Ctrl-R searches history; Ctrl-X Ctrl-E edits the line in $EDITOR; Ctrl-D quits. "
         "Start a message with // to send a line beginning with /."
     )
+    from .emulator import WORDS_HELP, on_emulator
+
+    if await on_emulator(shell):
+        shell.dim(WORDS_HELP)
 
 
 @BUILTINS.command("quit", aliases=("exit", "q"))

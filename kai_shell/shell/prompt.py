@@ -23,7 +23,8 @@ from .commands import CommandRegistry
 from .completer import ShellCompleter
 from .keys import shell_key_bindings
 from .state import ShellState
-from .toolbar import TOOLBAR_STYLE, toolbar
+from .theme import PROMPT_STYLES, Theme
+from .toolbar import toolbar
 
 __all__ = ["ENV_HISTORY", "build_prompt", "history_path", "open_history", "prompt_message"]
 
@@ -73,17 +74,10 @@ def build_prompt(
     history: History | None = None,
     input: Input | None = None,
     output: Output | None = None,
+    theme: Theme = "dark",
 ) -> PromptSession[str]:
     """The main prompt session (its ``prompt()`` blocks: call it from a worker thread)."""
-    style = Style.from_dict(
-        {
-            **TOOLBAR_STYLE,
-            "prompt": "bold #5fafff",
-            "prompt.offline": "#ff8700",
-            "prompt.pending": "#ffd700 bold",
-            "prompt.continuation": "#8a8a8a",
-        }
-    )
+    style = Style.from_dict(PROMPT_STYLES[theme])
     completer = ShellCompleter(registry, state)
     return PromptSession(
         message=lambda: prompt_message(state),

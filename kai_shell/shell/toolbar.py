@@ -1,7 +1,8 @@
 """The bottom toolbar: server state, current chat, tokens used, pending approval.
 
 Drawn by prompt-toolkit in the prompt thread from the :class:`~.state.ShellState`
-snapshot; it only formats, so a redraw costs nothing.
+snapshot; it only formats, so a redraw costs nothing. Its colours are in
+:mod:`.theme`.
 """
 
 from __future__ import annotations
@@ -12,16 +13,7 @@ from kai_core.sanitize import for_terminal
 
 from .state import ShellState
 
-__all__ = ["TOOLBAR_STYLE", "toolbar"]
-
-TOOLBAR_STYLE = {
-    "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
-    "bottom-toolbar.online": "bg:#303030 #5fd75f bold",
-    "bottom-toolbar.offline": "bg:#303030 #ff8700 bold",
-    "bottom-toolbar.connecting": "bg:#303030 #d7d75f",
-    "bottom-toolbar.dim": "bg:#303030 #8a8a8a",
-    "bottom-toolbar.pending": "bg:#303030 #ffd700 bold",
-}
+__all__ = ["toolbar"]
 
 
 def _short(chat_id: str) -> str:
