@@ -406,7 +406,7 @@ class StreamMethods:
         ) as events:
             async for event in events:
                 if event.type == "text":
-                    pieces.append(event.text)  # type: ignore[union-attr]
+                    pieces.append(event.text)
         return chat_id, "".join(pieces)
 
     def _fact(self, chat_id: str, turn: str, kind: str, body: dict[str, Any]) -> list[LogRecord]:

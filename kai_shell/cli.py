@@ -234,7 +234,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="kai", prog_name="kai", message="%(prog)s %(version)s")
 @_global_options_of_the_group
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
+def main(ctx: click.Context, /, **options: Any) -> None:
     """kai: chat with the Keboola AI Assistant; every chat is recorded, searchable
     and replayable offline.
 

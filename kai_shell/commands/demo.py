@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -31,7 +31,7 @@ DEMO_SCRIPT = (
     "--script/--no-script", default=None, help="Play the scripted conversation even on a terminal."
 )
 @click.pass_context
-def demo(ctx: click.Context, backend: str, script: bool | None) -> None:
+def demo(ctx: click.Context, backend: Literal["agent", "assistant"], script: bool | None) -> None:
     """Try kai against the built-in emulator, no token needed.
 
     On a terminal it opens kai-shell on the emulator. Otherwise (or with
@@ -50,7 +50,7 @@ def demo(ctx: click.Context, backend: str, script: bool | None) -> None:
     run_trio(ctx, _demo, runtime, backend, play)
 
 
-async def _demo(runtime: Runtime, backend: str, play: bool) -> None:
+async def _demo(runtime: Runtime, backend: Literal["agent", "assistant"], play: bool) -> None:
     from kai_core.testing import open_emulator
 
     async with open_emulator(backend=backend) as emulator:
