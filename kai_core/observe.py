@@ -29,7 +29,7 @@ class ObservedLog:
         """Log the records durably, then show them to the observers."""
         if self.log is not None:
             self.log.append(records)
-        if self.plugins.pm.hook.kai_observe_event.get_hookimpls():
+        if self.plugins.has("kai_observe_event"):
             for record in records:
                 self.plugins.call_each("kai_observe_event", record=record)
 

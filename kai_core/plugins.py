@@ -13,6 +13,12 @@ the ``report`` callback, and disabled for the rest of the session. In a
 afterwards but *tripped*: every later call that reaches it fails again
 (:class:`PluginFailure`), so a broken policy keeps rejecting instead of
 letting a later policy, or ``--auto-approve``, decide in its place.
+
+Calling implementations one by one leaves no place for pluggy's wrappers
+(``@hookimpl(hookwrapper=True)`` or ``wrapper=True``), which wrap the whole
+call: a plugin with one is refused when it is registered
+(:class:`pluggy.PluginValidationError` naming the hook), rather than having
+its wrapper silently called as if it were a plain implementation.
 """
 
 from __future__ import annotations
@@ -86,18 +92,43 @@ class Plugins:
             if self.pm.get_plugin(ep.name) is not None:
                 continue
             try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
+                self._register(ep.load(), ep.name)
             except Exception as exc:  # a broken plugin must not stop kai
                 message = f"could not load plugin {ep.name!r}: {exc}"
                 self.load_errors.append(message)
                 self.report(message)
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
-        """Register a plugin object (a module or an instance with hook implementations)."""
-        registered = self.pm.register(plugin, name=name)
+        """Register a plugin object (a module or an instance with hook implementations).
+
+        :raises pluggy.PluginValidationError: the plugin implements a hook kai
+            does not have, or implements one as a wrapper (not supported).
+        """
+        registered = self._register(plugin, name)
         self.pm.check_pending()
         return registered
+
+    def _register(self, plugin: Any, name: str | None) -> str | None:
+        registered = self.pm.register(plugin, name=name)
+        wrappers = sorted(
+            caller.name
+            for caller in self.pm.get_hookcallers(plugin) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+        )
+        if wrappers:
+            self.pm.unregister(plugin)
+            raise pluggy.PluginValidationError(
+                plugin,
+                f"plugin {registered!r} implements {', '.join(wrappers)} as a wrapper "
+                "(hookwrapper=True or wrapper=True): kai calls each implementation on its "
+                "own and runs no wrappers; use a plain @hookimpl (tryfirst/trylast to order it)",
+            )
+        return registered
+
+    def has(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (and is not disabled for it)."""
+        return next(self._impls(hook_name), None) is not None
 
     def unregister(self, name: str) -> None:
         """Remove a plugin by name."""

@@ -203,7 +203,7 @@ class Runtime:
         return ObservedLog(self.log, self.plugins)
 
     def _has_observers(self) -> bool:
-        return bool(self.plugins.pm.hook.kai_observe_event.get_hookimpls())
+        return self.plugins.has("kai_observe_event")
 
     def renderer(self, stream: Any = None) -> Renderer:
         """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
