@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 import trio
 
+from kai_core._terminal import is_terminal
 from kai_core.events import ApprovalDecisionEvent, Event, ToolApprovalRequestEvent
 from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
@@ -732,11 +733,7 @@ def _new_chat_id() -> str:
 def _wants_color(stream: TextIO) -> bool:
     import os
 
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return tty and not os.environ.get("NO_COLOR")
+    return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def _describe(client: Any) -> str:

@@ -207,12 +207,13 @@ class Runtime:
 
     def renderer(self, stream: Any = None) -> Renderer:
         """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
+        from kai_core._terminal import is_terminal
         from kai_core.render import UnknownRendererError, create_renderer
 
         stream = stream or sys.stdout
         try:
             return create_renderer(
-                self.plugins.renderers(), self.options.renderer, stream, color=_isatty(stream)
+                self.plugins.renderers(), self.options.renderer, stream, color=is_terminal(stream)
             )
         except UnknownRendererError as exc:
             raise UsageError(str(exc)) from None
@@ -310,13 +311,6 @@ def check_url(url: str, flag: str, example: str) -> None:
         raise UsageError(
             f"{flag} {url!r} is not a URL; give the whole address, e.g. {flag} {example}"
         )
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def _backend_name(service: str | None) -> str:

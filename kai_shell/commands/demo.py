@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import click
 
+from kai_core._terminal import is_terminal
+
 from ..cli import runtime_of
 from ..errors import require_extra, run_trio
 from ..runtime import Runtime
@@ -45,7 +47,7 @@ def demo(ctx: click.Context, backend: Literal["agent", "assistant"], script: boo
         from kai_core.log import default_log_path
 
         runtime.options.db = str(default_log_path().with_name("demo.db"))
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = is_terminal(sys.stdin) and is_terminal(sys.stdout)
     play = script if script is not None else not interactive
     run_trio(ctx, _demo, runtime, backend, play)
 
