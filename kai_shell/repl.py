@@ -431,7 +431,7 @@ class Shell:
             return
         try:
             tools = await self.client.get_tools()
-        except Exception:  # noqa: BLE001 - only for completion; the server may not offer it
+        except Exception:  # only for completion; the server may not offer it
             return
         self.state.add_tool_names(*(tool.name for tool in tools.tools))
 

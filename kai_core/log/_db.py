@@ -112,7 +112,7 @@ def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
     return _error(path, f"{action} failed: {exc}", "log:error", exc)
 
 
-class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, action):``
+class log_errors:  # used like a function: ``with log_errors(path, action):``
     """Re-raise sqlite3 errors inside the block as KaiLogError.
 
     A class, not a generator: it wraps every append.
@@ -134,7 +134,7 @@ class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, 
             raise translate(self.path, exc, self.action) from exc
 
 
-class write_transaction:  # noqa: N801 - used like a function: ``with write_transaction(conn):``
+class write_transaction:  # used like a function: ``with write_transaction(conn):``
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception (cancellation too).
 
     A class, not a generator: it wraps every append.
