@@ -176,6 +176,7 @@ class Runtime:
                 permissions=permissions,
                 rules_plugin=False,
             )
+            self._start_telemetry(plugins)
             self._plugins = plugins
         return self._plugins
 
@@ -184,6 +185,17 @@ class Runtime:
         from kai_core.session import Session
 
         return Session(client, plugins=self.plugins, permissions=self.permissions, **options)
+
+    def _start_telemetry(self, plugins: Plugins) -> None:
+        """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` asks for it."""
+        from kai_plugins.telemetry import ENABLE_ENV, register_telemetry, telemetry_enabled
+
+        if not telemetry_enabled():
+            return
+        from .errors import require_extra
+
+        require_extra("otel", f"telemetry ({ENABLE_ENV})")
+        register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
 
     @property
     def log(self) -> EventLog | None:
