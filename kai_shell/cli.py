@@ -183,6 +183,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "kai_shell.commands.permissions:permissions",
         "Show or set Kai's own tool permissions beside the local rules.",
     ),
+    "telemetry": (
+        "kai_shell.commands.telemetry:telemetry",
+        "Send recorded chats as OpenTelemetry traces (kai[otel]).",
+    ),
     "serve": ("kai_shell.commands.serve:serve", "Run the emulated Kai backend."),
     "demo": ("kai_shell.commands.demo:demo", "Try kai against the built-in emulator."),
     "shell": ("kai_shell.commands.demo:shell", "Open the interactive kai-shell."),
