@@ -24,7 +24,7 @@ its wrapper silently called as if it were a plain implementation.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -74,6 +74,9 @@ class Plugins:
         self._disabled: set[tuple[str, str]] = set()
         # (plugin, hook) -> the error that tripped it, for fail-closed hooks
         self._tripped: dict[tuple[str, str], BaseException] = {}
+        # Bumped whenever the implementations change; call_each_over caches by it.
+        self._generation = 0
+        self._observers: dict[str, tuple[int, list[tuple[pluggy.HookImpl, bool]]]] = {}
         self.load_errors: list[str] = []
         if load_entry_points:
             self._load_entry_points()
@@ -106,6 +109,7 @@ class Plugins:
         """
         registered = self._register(plugin, name)
         self.pm.check_pending()
+        self._generation += 1
         return registered
 
     def _register(self, plugin: Any, name: str | None) -> str | None:
@@ -135,6 +139,7 @@ class Plugins:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
+            self._generation += 1
 
     def names(self) -> list[str]:
         """The names of the registered plugins."""
@@ -175,6 +180,7 @@ class Plugins:
 
     def _failed(self, impl: pluggy.HookImpl, hook_name: str, exc: BaseException) -> None:
         self._disabled.add((impl.plugin_name, hook_name))
+        self._generation += 1
         self.report(
             f"plugin {impl.plugin_name!r} failed in {hook_name}: "
             f"{type(exc).__name__}: {exc} (disabled for this session)"
@@ -192,6 +198,24 @@ class Plugins:
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
+
+    def call_each_over(self, hook_name: str, argname: str, values: Iterable[Any]) -> None:
+        """Call every implementation with ``argname=value`` for each value; results ignored.
+
+        :meth:`call_each` for a batch (the observers of a burst of records):
+        the implementations are looked up once, not per value. One that raises
+        is reported, disabled, and not called for the values after.
+        """
+        cached = self._observers.get(hook_name)
+        for value in values:
+            if cached is None or cached[0] != self._generation:
+                impls = [(impl, argname in impl.argnames) for impl in self._impls(hook_name)]
+                cached = self._observers[hook_name] = (self._generation, impls)
+            for impl, takes_value in cached[1]:
+                try:
+                    impl.function(value) if takes_value else impl.function()
+                except Exception as exc:
+                    self._failed(impl, hook_name, exc)  # a new generation: looked up again
 
     def call_first(
         self,

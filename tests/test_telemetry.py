@@ -202,3 +202,21 @@ def test_approval_mapping_takes_the_permission_engines_fields_when_present() -> 
         approval_attributes({"approved": True, "decided_by": "my-plugin"})["kai.approval.decider"]
         == "plugin"
     )
+
+
+async def test_every_gen_ai_name_sent_is_in_the_semantic_conventions_registry(
+    kai_emulator: Any, db: Path
+) -> None:
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
+    from opentelemetry.semconv._incubating.metrics import gen_ai_metrics
+
+    registry = {v for v in vars(gen_ai_attributes).values() if isinstance(v, str)}
+    registry |= {v for v in vars(gen_ai_metrics).values() if isinstance(v, str)}
+    t = Telemetry(capture=True)
+    await chat(kai_emulator, t.plugins, db, "create a bucket called b1")
+    sent = {k for s in t.finished() for k in (s.attributes or {})}
+    sent |= set(t.metric_points())
+    sent |= {k for p in t.metric_points()["gen_ai.client.token.usage"] for k in p.attributes}
+    gen_ai = {name for name in sent if name.startswith("gen_ai.")}
+    assert "gen_ai.response.time_to_first_chunk" in gen_ai
+    assert gen_ai - registry == set()

@@ -44,8 +44,8 @@ _TOOL_END = {
     "tool-input-error": "error",
 }
 _TURN_END = frozenset({"finish", "cancelled", "stream-error"})
-_TEXT = frozenset({"text-delta"})
 _decode = msgspec.json.Decoder().decode
+_NOTHING: list[SpanData] = []  # returned, never changed: no list per text delta
 
 
 def _digest(*parts: str, size: int) -> int:
@@ -142,14 +142,21 @@ class SpanBuilder:
 
     def feed(self, record: LogRecord | StoredEvent) -> list[SpanData]:
         """See one record; return the spans it finished (usually none)."""
-        ts = record.ts
-        now = int(ts * 1e9) if ts is not None else time.time_ns()
+        kind = record.type
         key = (record.chat_id, record.turn)
         turn = self._turns.get(key)
-        kind = record.type
-        if turn is not None and kind in _TEXT and not self.capture_content:
-            turn.last_ns = now  # the hot path: a text delta of an open turn
-            return []
+        if (
+            kind == "text-delta"
+            and turn is not None
+            and turn.first_chunk_ns is not None
+            and not self.capture_content
+        ):
+            # The hot path (most records): it only moves the turn's clock.
+            ts = record.ts
+            turn.last_ns = time.time_ns() if ts is None else int(ts * 1e9)
+            return _NOTHING
+        ts = record.ts
+        now = time.time_ns() if ts is None else int(ts * 1e9)
         if kind == "approval":
             self._approval(record, now)
             return []
@@ -226,7 +233,7 @@ class SpanBuilder:
         return turn, done
 
     def _chunk(self, turn: _Turn, kind: str, body: bytes, now: int) -> list[SpanData]:
-        if kind in _TEXT:
+        if kind == "text-delta":
             if self.capture_content:
                 turn.text.append(str(_decode(body).get("delta", "")))
             return []
@@ -288,6 +295,9 @@ class SpanBuilder:
             attributes["kai.usage.reasoning_tokens"] = turn.usage[4]
         if turn.error:
             attributes["error.type"] = turn.error
+        if turn.first_chunk_ns is not None:
+            seconds = (turn.first_chunk_ns - turn.start_ns) / 1e9
+            attributes["gen_ai.response.time_to_first_chunk"] = seconds
         if self.capture_content and turn.text:
             reasons = attributes.get("gen_ai.response.finish_reasons") or ("",)
             message = {
