@@ -187,11 +187,19 @@ class Runtime:
         return Session(client, plugins=self.plugins, permissions=self.permissions, **options)
 
     def _start_telemetry(self, plugins: Plugins) -> None:
-        """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` asks for it."""
-        from kai_plugins.telemetry import ENABLE_ENV, register_telemetry, telemetry_enabled
+        """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` or the config asks."""
+        from kai_plugins.telemetry import (
+            ENABLE_ENV,
+            TelemetryConfigError,
+            register_telemetry,
+            telemetry_enabled,
+        )
 
-        if not telemetry_enabled():
-            return
+        try:
+            if not telemetry_enabled():
+                return
+        except TelemetryConfigError as exc:
+            raise UsageError(str(exc), code=3) from None
         from .errors import require_extra
 
         require_extra("otel", f"telemetry ({ENABLE_ENV})")

@@ -209,3 +209,25 @@ async def test_telemetry_without_the_extra_is_one_clear_line(kai: Kai, tmp_path:
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result
         assert "pip install 'kai[otel]'" in lines[0], result
+
+
+async def test_the_config_file_turns_it_on_and_the_variable_wins(
+    kai: Kai, kai_emulator: Emulator
+) -> None:
+    config = kai.home / "config" / "kai" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[telemetry]\nenabled = true\n")
+    online = kai.online(kai_emulator)
+    with otlp_receiver() as receiver:
+        env = kai.env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+        on = await kai(*online, "chat", "-m", "hello", env=env)
+        assert len(by_name(receiver.spans(), "invoke_agent")) == 1
+        off = await kai(*online, "chat", "-m", "hello", env={**env, "KAI_ENABLE_TELEMETRY": "0"})
+    assert on.returncode == 0 and off.returncode == 0, (on, off)
+    assert len(by_name(receiver.spans(), "invoke_agent")) == 1  # the second run sent nothing
+    config.write_text("[telemetry]\nenabled = 'yes please'\n")
+    bad = await kai(*online, "chat", "-m", "hello")
+    assert bad.returncode == 3, bad
+    assert bad.stderr.splitlines() == [
+        f"kai: error: {config}: [telemetry] enabled must be true or false"
+    ]

@@ -1,7 +1,8 @@
 """Team telemetry: every chat as OpenTelemetry GenAI traces and metrics (``kai[otel]``).
 
-Off by default. ``KAI_ENABLE_TELEMETRY=1`` turns it on in ``kai`` and
-``kai-shell``; the standard ``OTEL_*`` variables say where it goes
+Off by default. ``KAI_ENABLE_TELEMETRY=1`` (or ``enabled = true`` in the
+``[telemetry]`` table of ``config.toml`` in kai's config folder) turns it on
+in ``kai`` and ``kai-shell``; the standard ``OTEL_*`` variables say where it goes
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``_HEADERS``, ``OTEL_SERVICE_NAME``,
 ``OTEL_RESOURCE_ATTRIBUTES``...). Message and tool content are sent only
 with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,7 +27,9 @@ __all__ = [
     "CAPTURE_CONTENT_ENV",
     "ENABLE_ENV",
     "PLUGIN_NAME",
+    "TelemetryConfigError",
     "capture_content",
+    "default_config_path",
     "redactor",
     "register_telemetry",
     "telemetry_enabled",
@@ -37,9 +41,47 @@ PLUGIN_NAME = "telemetry"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
-def telemetry_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether ``KAI_ENABLE_TELEMETRY`` asks for telemetry (``1``, ``true``, ``yes``, ``on``)."""
-    return environ.get(ENABLE_ENV, "").strip().lower() in _TRUE
+class TelemetryConfigError(ValueError):
+    """kai's config file cannot say whether telemetry is on (one line: the file and why)."""
+
+
+def default_config_path() -> Path:
+    """``config.toml`` in kai's config folder (``~/.config/kai/config.toml`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("kai")) / "config.toml"
+
+
+def telemetry_enabled(
+    environ: Mapping[str, str] = os.environ, config_path: Path | None = None
+) -> bool:
+    """Whether telemetry is on.
+
+    ``KAI_ENABLE_TELEMETRY`` decides when set (``1``, ``true``, ``yes``,
+    ``on``; anything else is off); otherwise ``enabled`` in the
+    ``[telemetry]`` table of kai's config file, when there is one.
+
+    :raises TelemetryConfigError: the config file is not valid TOML, or
+        ``enabled`` is not true or false.
+    """
+    value = environ.get(ENABLE_ENV, "").strip().lower()
+    if value:
+        return value in _TRUE
+    path = config_path or default_config_path()
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False  # no config file: off
+    import tomllib  # only with a config file
+
+    try:
+        table = tomllib.loads(data.decode("utf-8")).get("telemetry", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise TelemetryConfigError(f"{path}: not valid TOML: {exc}") from None
+    enabled = table.get("enabled", False) if isinstance(table, dict) else None
+    if not isinstance(enabled, bool):
+        raise TelemetryConfigError(f"{path}: [telemetry] enabled must be true or false")
+    return enabled
 
 
 def capture_content(environ: Mapping[str, str] = os.environ) -> bool:
