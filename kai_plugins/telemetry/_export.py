@@ -34,6 +34,14 @@ FLUSH_TIMEOUT_ENV = "KAI_TELEMETRY_FLUSH_TIMEOUT"
 """Seconds the exit may wait for the collector (default 2)."""
 SCOPE = "kai"
 _KINDS = {"client": SpanKind.CLIENT, "internal": SpanKind.INTERNAL}
+# Where the SDK reports export failures: the OTLP/HTTP exporters and the batch
+# and periodic processors (an application's own OpenTelemetry logs are left alone).
+_NOISY_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.http",
+    "opentelemetry.exporter.http",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+)
 
 
 def default_flush_timeout() -> float:
@@ -102,7 +110,8 @@ class Exporter:
         self.flush_timeout = default_flush_timeout() if flush_timeout is None else flush_timeout
         self.warn = warn
         # The SDK logs every failed export (with a traceback); kai says it once, at exit.
-        logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         resource = Resource.create(_default_service())
         if span_exporter is None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
