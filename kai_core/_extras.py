@@ -17,6 +17,7 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "emulator": ("starlette", "hypercorn"),
     "html": ("markdown_it",),
     "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+    "mcp": ("mcp", "hypercorn"),
 }
 """extra name -> the top-level modules it brings."""
 

@@ -173,6 +173,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("kai_shell.commands.local:replay", "Replay a recorded chat from the log."),
     "search": ("kai_shell.commands.local:search", "Search every recorded chat."),
     "log": ("kai_shell.commands.log:log", "Manage the local event log."),
+    "mcp": ("kai_shell.commands.mcp:mcp", "Serve Kai to coding agents (MCP server)."),
     "plugins": ("kai_shell.commands.plugins:plugins", "List plugins and their hooks."),
     "policy": (
         "kai_shell.commands.policy:policy",
