@@ -441,3 +441,23 @@ async def test_over_http_with_the_bearer_token(kai: Kai, kai_emulator: Emulator)
         assert decision_of(kai, result["chat_id"])["approved"] is True
         process.send_signal(signal.SIGTERM)
         assert await process.wait() == 0
+
+
+async def test_a_connection_with_no_channel_for_questions_rejects(
+    kai: Kai, kai_emulator: Emulator
+) -> None:
+    # On the 2026-07-28 protocol a tool call has no back-channel for a question
+    # in its middle: the client says it can elicit, but the question cannot be
+    # sent. The tool is rejected, not run.
+    seen: list[types.ElicitRequestParams] = []
+    with trio.fail_after(60):
+        async with Client(
+            server_params(kai, kai_emulator), mode="auto", elicitation_callback=answering(YES, seen)
+        ) as client:
+            result, _ = await ask(client, "create a bucket called m1")
+    assert seen == []
+    assert "in.c-m1" not in kai_emulator.state.buckets
+    decision = decision_of(kai, result["chat_id"])
+    assert decision["approved"] is False
+    assert decision["reason"].startswith("the approval question could not be asked: ")
+    assert decision["decided_by"] == "no-elicitation (MCP client mcp)"
