@@ -34,7 +34,7 @@ from kai_core.sanitize import for_terminal
 
 from .approval import DEFAULT_APPROVAL_TIMEOUT, ElicitationApproval
 
-__all__ = ["AskResult", "KaiTools", "ToolRun", "build_server", "resolve_chat_id"]
+__all__ = ["AskResult", "KaiTools", "ToolRun", "build_server"]
 
 INSTRUCTIONS = (
     "Kai is the Keboola AI Assistant: it answers questions about a Keboola project "
@@ -114,19 +114,6 @@ class _Answer:
         return self.tools.setdefault(call_id, ToolRun(name=name or "?", status="running"))
 
 
-def resolve_chat_id(text: str) -> str:
-    """The chat id ``text`` names.
-
-    The seam for chat-id prefixes: until kai_shell's resolver is on main,
-    only a full id is accepted.
-    """
-    text = text.strip()
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise ToolError(f"{text!r} is not a chat id (a UUID; see list_chats)") from None
-
-
 class KaiTools:
     """The tools, bound to one front-end runtime and one open client.
 
@@ -159,15 +146,11 @@ class KaiTools:
         Kai's answer, the chat id (pass it back as chat_id to follow up) and
         the tools Kai ran with their status.
         """
-        from kai_core.session import Session
-
         if not message.strip():
             raise ToolError("the message is empty")
-        session = Session(
-            self.client,
-            chat_id=resolve_chat_id(chat_id) if chat_id else None,
-            plugins=self.runtime.plugins,
-            ask=ElicitationApproval(ctx, self.approval_timeout),
+        session = self._session(
+            await self._chat_id(chat_id) if chat_id else None,
+            ElicitationApproval(ctx, self.approval_timeout),
         )
         answer = _Answer()
         step = 0
@@ -221,7 +204,7 @@ class KaiTools:
         from ..commands.chats import format_part
 
         try:
-            chat = await self.client.get_chat(resolve_chat_id(chat_id))
+            chat = await self.client.get_chat(await self._chat_id(chat_id))
         except KaiError as exc:
             raise ToolError(for_terminal(str(exc))) from None
         messages = [
@@ -272,6 +255,28 @@ class KaiTools:
             "messages_limit": usage.messages_limit,
             "reset_date": usage.reset_date,
         }
+
+    async def _chat_id(self, text: str) -> str:
+        """The chat id ``text`` names.
+
+        The seam for chat-id prefixes: until kai_shell's resolver is on main,
+        only a full id is accepted.
+        """
+        text = text.strip()
+        try:
+            return str(uuid.UUID(text))
+        except ValueError:
+            raise ToolError(f"{text!r} is not a chat id (a UUID; see list_chats)") from None
+
+    def _session(self, chat_id: str | None, ask: ElicitationApproval) -> Any:
+        """A session on ``chat_id`` whose policies decide first, then ``ask``.
+
+        The seam for the permission engine: until it is on main, the rules
+        (``--policy``) and ``--auto-approve`` are the runtime's plugins.
+        """
+        from kai_core.session import Session
+
+        return Session(self.client, chat_id=chat_id, plugins=self.runtime.plugins, ask=ask)
 
     def _log(self) -> Any:
         log = self.runtime.log
