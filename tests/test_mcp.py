@@ -16,6 +16,7 @@ import mcp_types as types
 import pytest
 import trio
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from kai_core.log import EventLog
 from kai_core.testing import Emulator
@@ -63,13 +64,31 @@ def answering(reply: Answer, seen: list[types.ElicitRequestParams]) -> Any:
 
 @asynccontextmanager
 async def connected(
-    kai: Kai, emulator: Emulator, *extra: str, elicit: Any = None
+    kai: Kai,
+    emulator: Emulator,
+    *options: str,
+    mcp_args: tuple[str, ...] = (),
+    elicit: Any = None,
+    client_info: types.Implementation | None = None,
+    mode: str = "legacy",
 ) -> AsyncIterator[Client]:
-    with trio.fail_after(60):
+    """The SDK's client on ``kai [options] mcp [mcp_args]`` over stdio.
+
+    The server's stderr goes to a file under the test's folder, which the
+    ``kai`` fixture scans for the token; it must hold no traceback either.
+    """
+    params = server_params(kai, emulator, *options)
+    params.args.extend(mcp_args)
+    stderr = kai.root / f"mcp-stderr-{len(list(kai.root.glob('mcp-stderr-*')))}.log"
+    with trio.fail_after(60), stderr.open("w") as errlog:
         async with Client(
-            server_params(kai, emulator, *extra), mode="legacy", elicitation_callback=elicit
+            stdio_client(params, errlog=errlog),
+            mode=mode,  # type: ignore[arg-type]
+            elicitation_callback=elicit,
+            client_info=client_info,
         ) as client:
             yield client
+    assert "Traceback" not in stderr.read_text()
 
 
 async def ask(client: Client, message: str, **arguments: Any) -> tuple[dict[str, Any], list[str]]:
@@ -116,9 +135,10 @@ async def test_tools_are_listed_with_schemas_and_annotations(
 
 async def test_plain_question_and_a_read_only_tool(kai: Kai, kai_emulator: Emulator) -> None:
     async with connected(kai, kai_emulator) as client:
-        hello, _ = await ask(client, "hello")
+        hello, said = await ask(client, "hello")
         tables, progress = await ask(client, "list my tables", chat_id=hello["chat_id"])
     assert "Kai" in hello["answer"]
+    assert said == ["Kai is answering"]
     assert hello["tools"] == [] and hello["error"] is None
     assert tables["chat_id"] == hello["chat_id"]
     assert "tables" in tables["answer"]
@@ -141,14 +161,10 @@ def decision_of(kai: Kai, chat_id: str) -> dict[str, Any]:
 async def test_a_write_tool_approved_through_elicitation(kai: Kai, kai_emulator: Emulator) -> None:
     seen: list[types.ElicitRequestParams] = []
     client_info = types.Implementation(name="test-agent", version="1")
-    with trio.fail_after(60):
-        async with Client(
-            server_params(kai, kai_emulator),
-            mode="legacy",
-            elicitation_callback=answering(YES, seen),
-            client_info=client_info,
-        ) as client:
-            result, progress = await ask(client, "create a bucket called b1")
+    async with connected(
+        kai, kai_emulator, elicit=answering(YES, seen), client_info=client_info
+    ) as client:
+        result, progress = await ask(client, "create a bucket called b1")
     (question,) = seen
     assert isinstance(question, types.ElicitRequestFormParams)
     assert "create_bucket" in question.message and '"name": "b1"' in question.message
@@ -203,13 +219,10 @@ async def test_anything_but_yes_rejects_the_tool(
     decided_by: str,
 ) -> None:
     seen: list[types.ElicitRequestParams] = []
-    params = server_params(kai, kai_emulator)
-    params.args.extend(extra)
-    with trio.fail_after(60):
-        async with Client(
-            params, mode="legacy", elicitation_callback=answering(reply, seen)
-        ) as client:
-            result, _ = await ask(client, "create a bucket called b2")
+    async with connected(
+        kai, kai_emulator, mcp_args=extra, elicit=answering(reply, seen)
+    ) as client:
+        result, _ = await ask(client, "create a bucket called b2")
     assert len(seen) == 1
     assert "in.c-b2" not in kai_emulator.state.buckets
     (run,) = result["tools"]
@@ -394,7 +407,7 @@ async def test_sigterm_mid_answer_stops_cleanly_and_keeps_the_log(
         server.process.send_signal(signal.SIGTERM)
         code, errors = await server.exit_code()
     assert code == 0, errors
-    assert "Traceback" not in errors
+    assert "Traceback" not in errors and TOKEN not in errors
     with EventLog(kai.db) as log:
         (chat,) = log.chats()
         detail = log.get_chat(chat.id)
@@ -450,11 +463,8 @@ async def test_a_connection_with_no_channel_for_questions_rejects(
     # in its middle: the client says it can elicit, but the question cannot be
     # sent. The tool is rejected, not run.
     seen: list[types.ElicitRequestParams] = []
-    with trio.fail_after(60):
-        async with Client(
-            server_params(kai, kai_emulator), mode="auto", elicitation_callback=answering(YES, seen)
-        ) as client:
-            result, _ = await ask(client, "create a bucket called m1")
+    async with connected(kai, kai_emulator, mode="auto", elicit=answering(YES, seen)) as client:
+        result, _ = await ask(client, "create a bucket called m1")
     assert seen == []
     assert "in.c-m1" not in kai_emulator.state.buckets
     decision = decision_of(kai, result["chat_id"])

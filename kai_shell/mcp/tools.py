@@ -24,6 +24,7 @@ from kai_core.events import (
     AbortEvent,
     ApprovalDecisionEvent,
     ErrorEvent,
+    ReasoningEvent,
     TextEvent,
     ToolCallEvent,
     ToolOutputDeniedEvent,
@@ -76,12 +77,17 @@ class _Answer:
         self.pieces: list[str] = []
         self.tools: dict[str, ToolRun] = {}
         self.error: str | None = None
+        self.thinking = False
 
     def see(self, event: Any) -> str | None:
         """Take ``event`` in; return a progress message for it, if it is worth one."""
         if isinstance(event, TextEvent):
+            first = not self.pieces
             self.pieces.append(event.text)
-            return None
+            return "Kai is answering" if first else None
+        if isinstance(event, ReasoningEvent):
+            first, self.thinking = not self.thinking, True
+            return "Kai is thinking" if first else None
         if isinstance(event, ToolCallEvent):
             name = event.tool_name or "?"
             run = self.tools.setdefault(event.tool_call_id, ToolRun(name=name, status="running"))
