@@ -154,7 +154,6 @@ YES = types.ElicitResult(action="accept", content={"approve": True, "reason": "f
 
 def decision_of(kai: Kai, chat_id: str) -> dict[str, Any]:
     (decision,) = client_records(kai.db, "approval", chat_id)
-    assert decision["tool_name"] == "create_bucket"
     return decision
 
 
@@ -245,18 +244,24 @@ async def test_a_client_without_elicitation_gets_the_tool_rejected(
     assert decision["decided_by"] == "no-elicitation (MCP client mcp)"
 
 
-async def test_a_policy_rule_allows_without_asking(kai: Kai, kai_emulator: Emulator) -> None:
+async def test_permission_rules_decide_before_anyone_is_asked(
+    kai: Kai, kai_emulator: Emulator
+) -> None:
     rules = kai.root / "policy.toml"
-    rules.write_text('[[rule]]\ntool = "create_*"\naction = "approve"\nreason = "ok here"\n')
+    rules.write_text('[permissions]\nallow = ["create_bucket"]\ndeny = ["delete_*"]\n')
     seen: list[types.ElicitRequestParams] = []
     async with connected(
         kai, kai_emulator, "--policy", str(rules), elicit=answering(None, seen)
     ) as client:
-        result, _ = await ask(client, "create a bucket called b4")
-    assert seen == []
-    assert "in.c-b4" in kai_emulator.state.buckets
-    decision = decision_of(kai, result["chat_id"])
-    assert decision["approved"] is True and decision["decided_by"] == "policy-file"
+        allowed, _ = await ask(client, "create a bucket called b4")
+        denied, _ = await ask(client, "delete the bucket in.c-b4")
+    assert seen == []  # the rules decided: the user was never asked
+    assert "in.c-b4" in kai_emulator.state.buckets  # created, then kept: the delete was denied
+    for result, approved, rule in ((allowed, True, "create_bucket"), (denied, False, "delete_*")):
+        decision = decision_of(kai, result["chat_id"])
+        assert decision["approved"] is approved, decision
+        assert decision["decided_by"] == "rule", decision
+        assert (decision["who"]["kind"], decision["who"]["rule"]) == ("rule", rule), decision
 
 
 async def test_search_list_get_chat_and_usage(kai: Kai, kai_emulator: Emulator) -> None:
@@ -265,7 +270,7 @@ async def test_search_list_get_chat_and_usage(kai: Kai, kai_emulator: Emulator) 
         found = await client.call_tool("search_chats", {"query": "tables"})
         local = await client.call_tool("list_chats", {"local": True})
         remote = await client.call_tool("list_chats", {"limit": 5})
-        chat = await client.call_tool("get_chat", {"chat_id": asked["chat_id"]})
+        chat = await client.call_tool("get_chat", {"chat_id": asked["chat_id"][:8]})  # a prefix
         bad_id = await client.call_tool("get_chat", {"chat_id": "not-a-chat"})
         usage = await client.call_tool("kai_usage", {})
     for result in (found, local, remote, chat):

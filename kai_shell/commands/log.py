@@ -127,7 +127,9 @@ def export(
                 text = transcript()
                 if output:
                     write_private(output, text, log=log.path)
-                elif is_terminal(sys.stdout):  # to read, not to keep: no escape acts on the terminal
+                elif is_terminal(
+                    sys.stdout
+                ):  # to read, not to keep: no escape acts on the terminal
                     sys.stdout.write(for_terminal(text, multiline=True))
                 else:
                     sys.stdout.write(text)

@@ -11,8 +11,7 @@ tool error with one line (``ToolError``), never a traceback.
 from __future__ import annotations
 
 import json
-import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import trio
 from mcp.server.mcpserver import Context, MCPServer
@@ -32,8 +31,14 @@ from kai_core.events import (
 )
 from kai_core.exceptions import KaiError
 from kai_core.sanitize import for_terminal
+from kai_core.session import Session
 
 from .approval import DEFAULT_APPROVAL_TIMEOUT, ElicitationApproval
+
+if TYPE_CHECKING:
+    from kai_core.client import KaiClient
+
+    from ..runtime import Runtime
 
 __all__ = ["AskResult", "KaiTools", "ToolRun", "build_server"]
 
@@ -129,7 +134,10 @@ class KaiTools:
     """
 
     def __init__(
-        self, runtime: Any, client: Any, approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT
+        self,
+        runtime: Runtime,
+        client: KaiClient,
+        approval_timeout: float = DEFAULT_APPROVAL_TIMEOUT,
     ) -> None:
         self.runtime = runtime
         self.client = client
@@ -263,26 +271,19 @@ class KaiTools:
         }
 
     async def _chat_id(self, text: str) -> str:
-        """The chat id ``text`` names.
+        """The chat id ``text`` names: a full id, or a prefix the log or the
+        server's recent history knows (as every kai command takes it)."""
+        from ..ids import resolve
 
-        The seam for chat-id prefixes: until kai_shell's resolver is on main,
-        only a full id is accepted.
-        """
-        text = text.strip()
         try:
-            return str(uuid.UUID(text))
-        except ValueError:
-            raise ToolError(f"{text!r} is not a chat id (a UUID; see list_chats)") from None
+            return await resolve(self.runtime, text.strip(), self.client)
+        except KaiError as exc:
+            raise ToolError(for_terminal(str(exc))) from None
 
-    def _session(self, chat_id: str | None, ask: ElicitationApproval) -> Any:
-        """A session on ``chat_id`` whose policies decide first, then ``ask``.
-
-        The seam for the permission engine: until it is on main, the rules
-        (``--policy``) and ``--auto-approve`` are the runtime's plugins.
-        """
-        from kai_core.session import Session
-
-        return Session(self.client, chat_id=chat_id, plugins=self.runtime.plugins, ask=ask)
+    def _session(self, chat_id: str | None, ask: ElicitationApproval) -> Session:
+        """A session on ``chat_id``: the permission engine (rules, scopes, Kai's
+        settings) and the policies decide first; what is left goes to ``ask``."""
+        return self.runtime.session(self.client, chat_id=chat_id, ask=ask)
 
     def _log(self) -> Any:
         log = self.runtime.log
