@@ -377,7 +377,7 @@ async def test_a_json_escaped_token_reaches_no_output_log_or_search_of_the_cli(
         as_json = await kai(*online, "chat", "--json-output", "-m", "again")
         shown = await kai(*online, "get-chat", chat_id)
         imported = await kai(*online, "log", "import", "--server", "--chat", chat_id)
-        missing = await kai(*online, "get-chat", "00000000-0000-4000-8000-000000000001")
+        missing = await kai(*online, "info")  # a 404 whose body carries the escaped token
     searched = await kai("search", _TOKEN_WORD)
     history = await kai("history", "--local")
     replayed = await kai("replay", chat_id, "--instant")
@@ -385,7 +385,7 @@ async def test_a_json_escaped_token_reaches_no_output_log_or_search_of_the_cli(
     for done in (chatted, as_json, shown, imported, searched, history, replayed, exported):
         assert done.returncode == 0, done.stderr
     assert b"the token: ***" in chatted.stdout
-    assert missing.returncode == 5 and b"***" in missing.stderr
+    assert missing.returncode == 5 and b"***" in missing.stderr, missing.stderr
     assert searched.stdout.strip() == b"No matches."
     for done in (chatted, as_json, shown, imported, missing, searched, history, replayed, exported):
         for output in (done.stdout, done.stderr):
