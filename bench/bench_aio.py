@@ -30,12 +30,12 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import trio.lowlevel
-from _common import Samples, fmt_range, machine, table  # noqa: E402
+from _common import Samples, fmt_range, machine, table
 
-from kai_core.aio import KaiClient  # noqa: E402
-from kai_core.aio._portal import Pipe  # noqa: E402
-from kai_core.aio._stream import EventStream  # noqa: E402
-from kai_core.events import TextEvent  # noqa: E402
+from kai_core.aio import KaiClient
+from kai_core.aio._portal import Pipe
+from kai_core.aio._stream import EventStream
+from kai_core.events import TextEvent
 
 OPTIONS = {"storage_api_token": "bench-token", "storage_api_url": "http://127.0.0.1:9"}
 

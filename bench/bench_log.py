@@ -37,7 +37,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kai_core.log import EventLog, LogRecord  # noqa: E402
+from kai_core.log import EventLog, LogRecord
 
 _enc = msgspec.json.Encoder()
 

@@ -30,15 +30,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-import msgspec  # noqa: E402
-import trio  # noqa: E402
-from _common import fmt_num, machine, table  # noqa: E402
-from stream_server import MODES, load_stream, read_pieces  # noqa: E402
+import httpx
+import msgspec
+import trio
+from _common import fmt_num, machine, table
+from stream_server import MODES, load_stream, read_pieces
 
-from kai_core.assemble import MessageAssembler  # noqa: E402
-from kai_core.chunks import decode_chunk  # noqa: E402
-from kai_core.sse import SSEDecoder  # noqa: E402
+from kai_core.assemble import MessageAssembler
+from kai_core.chunks import decode_chunk
+from kai_core.sse import SSEDecoder
 
 _DONE = b"[DONE]"
 _HEADERS = {

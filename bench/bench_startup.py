@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     Samples,
     fmt_range,
     kai_client_venv,
@@ -93,7 +93,7 @@ def import_top(python: str, code: str, env: dict[str, str], n: int = 8) -> str:
     return ", ".join(f"{name} {us / 1000:.0f} ms" for us, name in rows[:n])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a script's main: one step per option, read top to bottom
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=10, help="runs of each command")
     p.add_argument("--no-shell", action="store_true", help="skip the kai-shell prompt timing")

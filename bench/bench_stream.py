@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402 - the scripts run from anywhere
+from _common import (  # the scripts run from anywhere
     BENCH_DIR,
     Samples,
     fmt_num,
@@ -49,6 +49,7 @@ ALL = [
     "kai",
     "kai-aio",
     "kai-log",
+    "kai-otel",
     "kai-nokeep",
     "httpx-raw",
     "httpx-sse",
@@ -75,6 +76,7 @@ DESCRIPTIONS = {
     "kai": "ours, send_message, log off",
     "kai-aio": "ours under asyncio (kai_core.aio), send_message, log off",
     "kai-log": "ours, send_message, durable log on",
+    "kai-otel": "ours, durable log on, telemetry on (OpenTelemetry plugin, issue 19)",
     "kai-nokeep": "ours, log off, assembled message emptied as it goes",
     "httpx-raw": "reference: httpx aiter_raw (trio)",
     "httpx-sse": "reference: httpx-sse + msgspec (trio)",
@@ -159,7 +161,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a script's main: one step per option, read top to bottom
     args = parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = args.modes.split(",")

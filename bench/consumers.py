@@ -18,6 +18,10 @@ Kinds:
 - ``kai-aio``: our ``kai_core.aio.KaiClient.send_message`` under asyncio, no
   event log (the trio client in its worker thread, events handed to asyncio).
 - ``kai-log``: the same with the durable log on (a fresh SQLite file).
+- ``kai-otel``: ``kai-log`` with telemetry on: the log wrapped for the
+  observer hook, the OpenTelemetry plugin fed every record, its spans queued
+  for the real OTLP/HTTP exporter (sent after the measurement: the endpoint
+  is a closed port, the flush at close is not measured).
 - ``kai-nokeep``: the same as ``kai`` but dropping the assembled message's
   content as it goes, so peak RSS shows what the stream itself costs.
 - ``httpx-raw``: reference, httpx ``aiter_raw`` under trio, bytes counted.
@@ -141,19 +145,29 @@ def run_kai_aio(url: str, m: Meter) -> None:
 # -- ours (trio) ------------------------------------------------------------------------
 
 
-def _run_kai(url: str, m: Meter, *, log: bool, keep: bool) -> None:
+def _run_kai(url: str, m: Meter, *, log: bool, keep: bool, otel: bool = False) -> None:
     import trio
 
     from kai_core.client import KaiClient
 
     async def main() -> None:
-        event_log = None
+        event_log: Any = None
         tmp = None
+        telemetry = None
         if log:
             from kai_core.log import EventLog
 
             tmp = tempfile.TemporaryDirectory(prefix="kai-bench-log-")
             event_log = EventLog(os.path.join(tmp.name, "log.db"))
+        if otel:
+            from kai_core.observe import ObservedLog
+            from kai_core.plugins import Plugins
+            from kai_plugins.telemetry import register_telemetry
+
+            os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"
+            plugins = Plugins(load_entry_points=False)
+            telemetry = register_telemetry(plugins, flush_timeout=0.0)
+            event_log = ObservedLog(event_log, plugins)
         try:
             m.start()
             async with KaiClient(TOKEN, STORAGE_URL, base_url=url, log=event_log) as client:
@@ -173,6 +187,8 @@ def _run_kai(url: str, m: Meter, *, log: bool, keep: bool) -> None:
                 if assembler is not None and keep:
                     m.extra["text_chars"] = len(assembler.text)
         finally:
+            if telemetry is not None:
+                telemetry.close()
             if event_log is not None:
                 close = getattr(event_log, "close", None)
                 if close is not None:
@@ -578,6 +594,7 @@ KINDS: dict[str, Callable[[str, Meter], None]] = {
     "kai": lambda url, m: _run_kai(url, m, log=False, keep=True),
     "kai-aio": run_kai_aio,
     "kai-log": lambda url, m: _run_kai(url, m, log=True, keep=True),
+    "kai-otel": lambda url, m: _run_kai(url, m, log=True, keep=True, otel=True),
     "kai-nokeep": lambda url, m: _run_kai(url, m, log=False, keep=False),
     "httpx-raw": run_httpx_raw,
     "httpx-sse": run_httpx_sse,

@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BENCH_DIR, cache_root  # noqa: E402
-from bench_stream import ServerProcess  # noqa: E402
+from _common import BENCH_DIR, cache_root
+from bench_stream import ServerProcess
 
 _FRAME = re.compile(r"(.*) \((.*):(\d+)\)$")
 

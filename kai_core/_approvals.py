@@ -16,7 +16,7 @@ from typing import Any
 from .api import ChatDetail, Message
 from .exceptions import KaiError
 
-__all__ = ["Answers", "answer_parts", "tool_name_of"]
+__all__ = ["Answers", "answer_parts"]
 
 Answers = Mapping[str, "tuple[bool, str | None]"]
 """approval id → (approved, reason or None)."""
@@ -29,17 +29,6 @@ def _approval_id(part: Any) -> str | None:
     if isinstance(approval, dict):
         value = approval.get("id")
         return value if isinstance(value, str) else None
-    return None
-
-
-def tool_name_of(part: dict[str, Any]) -> str | None:
-    """The tool name of a stored tool part (``tool-<name>`` or ``dynamic-tool``)."""
-    name = part.get("toolName")
-    if isinstance(name, str):
-        return name
-    kind = part.get("type")
-    if isinstance(kind, str) and kind.startswith("tool-"):
-        return kind[5:]
     return None
 
 

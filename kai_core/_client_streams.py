@@ -17,6 +17,7 @@ import httpx
 import msgspec
 
 from ._approvals import Answers, answer_parts
+from ._compat import enum_value
 from ._http import Transport
 from ._stream import EventLogSink, EventStream, Opener, StreamPlan
 from .api import (
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["StreamMethods"]
 
 _json: Final = msgspec.json.Encoder()
-
-
-def _enum_value(value: Any) -> str:
-    return str(getattr(value, "value", value))
 
 
 class StreamMethods:
@@ -132,7 +129,7 @@ class StreamMethods:
                 id=chat_id,
                 message=message,
                 selected_chat_model="chat-model",
-                selected_visibility_type=_enum_value(visibility),
+                selected_visibility_type=enum_value(visibility),
                 branch_id=branch_id,
                 tool_restrictions=tool_restrictions,
             )
@@ -406,7 +403,7 @@ class StreamMethods:
         ) as events:
             async for event in events:
                 if event.type == "text":
-                    pieces.append(event.text)  # type: ignore[union-attr]
+                    pieces.append(event.text)
         return chat_id, "".join(pieces)
 
     def _fact(self, chat_id: str, turn: str, kind: str, body: dict[str, Any]) -> list[LogRecord]:

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Final, TypeVar
 import msgspec
 from msgspec import StructMeta
 
-__all__ = ["KaiClientInit", "ModelMethods", "to_camel"]
+__all__ = ["KaiClientInit", "ModelMethods", "enum_value", "to_camel"]
 
 _T = TypeVar("_T")
 _json: Final = msgspec.json.Encoder()
@@ -33,6 +33,11 @@ _CAMEL = re.compile(r"_([a-z])")
 def to_camel(name: str) -> str:
     """``tool_call_id`` → ``toolCallId``."""
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+
+
+def enum_value(value: Any) -> str:
+    """An enum's value, or the string given in its place (kai-client took its enums, kai takes both)."""
+    return str(getattr(value, "value", value))
 
 
 _aliases: dict[type, dict[str, str]] = {}
@@ -76,7 +81,7 @@ def _translate(cls: type, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     for key, value in kwargs.items():
         if key == "type" and "type" not in fields:
             own = getattr(cls, "type", None)
-            if value != own and getattr(value, "value", value) != own:
+            if enum_value(value) != own:
                 raise TypeError(
                     f"{cls.__name__} has type {own!r}; type={value!r} belongs to another event"
                 )

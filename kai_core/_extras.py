@@ -16,6 +16,8 @@ EXTRAS: Final[dict[str, tuple[str, ...]]] = {
     "cli": ("click", "prompt_toolkit", "rich"),
     "emulator": ("starlette", "hypercorn"),
     "html": ("markdown_it",),
+    "otel": ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http"),
+    "mcp": ("mcp", "hypercorn"),
 }
 """extra name -> the top-level modules it brings."""
 
@@ -38,6 +40,14 @@ def require(extra: str, feature: str) -> None:
     :param extra: a key of :data:`EXTRAS`.
     :param feature: what needs it, for the message (``"kai serve"``).
     """
-    missing = [name for name in EXTRAS[extra] if find_spec(name) is None]
+    missing = [name for name in EXTRAS[extra] if not _importable(name)]
     if missing:
         raise MissingExtraError(extra, feature, missing)
+
+
+def _importable(name: str) -> bool:
+    # find_spec raises, rather than returning None, when a dotted name's parent is missing.
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False

@@ -346,7 +346,7 @@ async def close_response(
                     pass
         try:
             await response.aclose()
-        except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
+        except Exception:  # closing a broken connection may fail; nothing to do
             pass
 
 

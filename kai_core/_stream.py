@@ -538,7 +538,7 @@ class EventStream:
         assert error is not None
         raise error from cause
 
-    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:
+    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:  # noqa: C901 - hot path, one call per read (to be split with EventStream)
         """Decode one read: its records and events, to be logged, then queued.
 
         :param held: events decoded earlier in the burst, not queued yet.
@@ -878,7 +878,7 @@ def _close_abandoned(conn: _Connection, log: EventLogSink | None, records: list[
         try:
             if log is not None and records:
                 log.append(records)
-        except Exception:  # noqa: S110 - nobody is left to tell; the response must still close
+        except Exception:  # nobody is left to tell; the response must still close
             pass
         await conn.aclose()
 

@@ -18,7 +18,7 @@ kai-client's keywords (``ChatRequest(selectedChatModel=...)``,
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar, Final, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -126,30 +126,40 @@ class _Part(
 ):
     """A typed message part (kai-client's models); ``type`` is always sent."""
 
-    type: ClassVar[str]
+    # As for events: each part's ``type`` is a class attribute, which type
+    # checkers see as a ``Literal`` field (``TextPart(type="text", ...)`` checks).
 
 
 class TextPart(_Part, tag="text"):
     """A text part of a message."""
 
-    type: ClassVar[str] = "text"
     text: str
     state: str | None = None
+    if TYPE_CHECKING:  # last: a field with a default, for type checkers only
+        type: Literal["text"] = "text"
+    else:
+        type: ClassVar[str] = "text"
 
 
 class StepStartPart(_Part, tag="step-start"):
     """The start of a step in an assistant message."""
 
-    type: ClassVar[str] = "step-start"
+    if TYPE_CHECKING:
+        type: Literal["step-start"] = "step-start"
+    else:
+        type: ClassVar[str] = "step-start"
 
 
 class ToolResultPart(_Part, tag="tool-result"):
     """Legacy (pre-v6 servers): a tool's result sent as a user message part."""
 
-    type: ClassVar[str] = "tool-result"
     tool_call_id: str
     tool_name: str
     result: Any
+    if TYPE_CHECKING:  # last: a field with a default, for type checkers only
+        type: Literal["tool-result"] = "tool-result"
+    else:
+        type: ClassVar[str] = "tool-result"
 
 
 class ToolCallPart(_Wire):

@@ -22,12 +22,13 @@ written against that keeps working, also when it feeds events built by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
 from . import chunks as c
+from ._parts import tool_name_of
 from .events import (
     AbortEvent,
     DataEvent,
@@ -172,13 +173,6 @@ class MessageAssembler:
         self._last_chunk = chunk
         return _HANDLERS[type(chunk)](self, chunk)
 
-    def feed_all(self, chunks: Iterable[c.Chunk]) -> list[Event]:
-        """Feed several chunks; return all their events in order."""
-        out: list[Event] = []
-        for chunk in chunks:
-            out.extend(self.feed(chunk))
-        return out
-
     def process_event(self, event: Event) -> None:
         """kai-client's ``SSEStreamParser.process_event``: fold one event.
 
@@ -233,7 +227,7 @@ class MessageAssembler:
         part = self._tool_parts.get(tool_call_id)
         if part is None:
             return None
-        return _part_tool_name(part)
+        return tool_name_of(part)
 
     @property
     def message(self) -> dict[str, Any]:
@@ -401,7 +395,7 @@ class MessageAssembler:
     def _tool_event(self, part: dict[str, Any], chunk: Any, state: str) -> ToolCallEvent:
         event = ToolCallEvent(
             tool_call_id=part["toolCallId"],
-            tool_name=_part_tool_name(part),
+            tool_name=tool_name_of(part),
             state=state,
             input=part.get("input"),
             output=part.get("output"),
@@ -436,7 +430,7 @@ class MessageAssembler:
             self._settle(chunk.tool_call_id)
         event = ToolCallEvent(
             tool_call_id=chunk.tool_call_id,
-            tool_name=chunk.tool_name or _part_tool_name(part),
+            tool_name=chunk.tool_name or tool_name_of(part),
             state=chunk.state,
             input=chunk.input,
             output=chunk.output,
@@ -501,7 +495,7 @@ class MessageAssembler:
         request = ToolApprovalRequestEvent(
             approval_id=chunk.approval_id,
             tool_call_id=chunk.tool_call_id,
-            tool_name=_part_tool_name(part),
+            tool_name=tool_name_of(part),
             input=part.get("input"),
             approval=dict(approval),
             transport="v6",
@@ -538,7 +532,7 @@ class MessageAssembler:
         return [
             ToolOutputErrorEvent(
                 tool_call_id=chunk.tool_call_id,
-                tool_name=_part_tool_name(part),
+                tool_name=tool_name_of(part),
                 error_text=error_text,
                 chunk=chunk,
             )
@@ -553,7 +547,7 @@ class MessageAssembler:
         self._settle(chunk.tool_call_id)
         return [
             ToolOutputDeniedEvent(
-                tool_call_id=chunk.tool_call_id, tool_name=_part_tool_name(part), chunk=chunk
+                tool_call_id=chunk.tool_call_id, tool_name=tool_name_of(part), chunk=chunk
             )
         ]
 
@@ -710,14 +704,6 @@ def _protocol_event(chunk: c.Chunk) -> Event:
     """The event of a chunk with nothing new for the caller: its JSON, as kai-client gave it."""
     data: dict[str, Any] = msgspec.to_builtins(chunk)
     return _replace(_PROTOCOL, type=chunk.type, data=data, chunk=chunk)
-
-
-def _part_tool_name(part: dict[str, Any]) -> str | None:
-    name = part.get("toolName")
-    if isinstance(name, str):
-        return name
-    kind = part.get("type", "")
-    return kind[5:] if isinstance(kind, str) and kind.startswith("tool-") else None
 
 
 def _int(value: Any) -> int:

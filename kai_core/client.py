@@ -35,6 +35,7 @@ import msgspec
 
 from ._agent import ToolPolicy
 from ._client_streams import StreamMethods
+from ._compat import enum_value
 from ._http import RetryPolicy, Transport
 from ._stream import EventLogSink, EventStream
 from .api import (
@@ -68,10 +69,6 @@ class LogFailedWarning(RuntimeWarning):
 
 
 _UNSET: Any = object()
-
-
-def _enum_value(value: Any) -> str:
-    return str(getattr(value, "value", value))
 
 
 class KaiClient(StreamMethods):
@@ -328,7 +325,7 @@ class KaiClient(StreamMethods):
 
     async def vote(self, chat_id: str, message_id: str, vote_type: str) -> Vote:
         """``PATCH /api/vote``: vote ``"up"`` or ``"down"`` on a message."""
-        kind = _enum_value(vote_type)
+        kind = enum_value(vote_type)
         if kind not in ("up", "down"):
             raise ValueError(f"vote_type must be 'up' or 'down', not {vote_type!r}")
         request = VoteRequest(chat_id=chat_id, message_id=message_id, type=kind)  # type: ignore[arg-type]

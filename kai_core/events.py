@@ -10,7 +10,7 @@ values), so scripts written for it keep working.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
 
@@ -45,6 +45,21 @@ __all__ = [
 
 ToolCallState: TypeAlias = Literal["started", "input-available", "output-available"]
 ApprovalTransport: TypeAlias = Literal["v6", "agent"]
+DataType: TypeAlias = Literal["data-*"]
+"""What type checkers see as :attr:`DataEvent.type` (at run time: the wire's ``data-<name>``)."""
+UnknownType: TypeAlias = Literal[
+    "start",
+    "text-start",
+    "text-end",
+    "reasoning-start",
+    "reasoning-end",
+    "finish-step",
+    "tool-input-delta",
+    "unknown",
+]
+"""What type checkers see as :attr:`UnknownEvent.type`: the protocol chunks that bring
+the caller nothing new, and ``"unknown"`` standing for any type this client does not
+know (at run time: the wire's type)."""
 
 
 class _Event(
@@ -57,7 +72,11 @@ class _Event(
     text="hi")``, ``ToolCallEvent(toolCallId=..., ...)``.
     """
 
-    type: ClassVar[str]
+    # Each event's ``type`` is a class attribute (no per-event storage, not
+    # encoded as a field). Type checkers see it as a ``Literal`` field instead:
+    # that is what makes ``if event.type == "text": event.text`` narrow the
+    # :data:`Event` union, and ``TextEvent(type="text", ...)`` (kai-client's
+    # spelling) check.
     chunk: Chunk | None = None
 
 
@@ -78,7 +97,10 @@ class UsageInfo(ModelMethods, msgspec.Struct, frozen=True, metaclass=KaiClientIn
 class TextEvent(_Event, frozen=True, kw_only=True):
     """A piece of the answer's text (one ``text-delta``)."""
 
-    type: ClassVar[str] = "text"
+    if TYPE_CHECKING:
+        type: Literal["text"] = "text"
+    else:
+        type: ClassVar[str] = "text"
     text: str
     state: str | None = None
 
@@ -86,7 +108,10 @@ class TextEvent(_Event, frozen=True, kw_only=True):
 class ReasoningEvent(_Event, frozen=True, kw_only=True):
     """A piece of the model's reasoning (one ``reasoning-delta``)."""
 
-    type: ClassVar[str] = "reasoning"
+    if TYPE_CHECKING:
+        type: Literal["reasoning"] = "reasoning"
+    else:
+        type: ClassVar[str] = "reasoning"
     text: str
     id: str | None = None
 
@@ -94,7 +119,10 @@ class ReasoningEvent(_Event, frozen=True, kw_only=True):
 class StepStartEvent(_Event, frozen=True, kw_only=True):
     """A new model step begins (``start-step``)."""
 
-    type: ClassVar[str] = "step-start"
+    if TYPE_CHECKING:
+        type: Literal["step-start"] = "step-start"
+    else:
+        type: ClassVar[str] = "step-start"
 
 
 class ToolCallEvent(_Event, frozen=True, kw_only=True):
@@ -104,7 +132,10 @@ class ToolCallEvent(_Event, frozen=True, kw_only=True):
     the wire): it is looked up by ``tool_call_id``.
     """
 
-    type: ClassVar[str] = "tool-call"
+    if TYPE_CHECKING:
+        type: Literal["tool-call"] = "tool-call"
+    else:
+        type: ClassVar[str] = "tool-call"
     tool_call_id: str
     tool_name: str | None = None
     state: str
@@ -126,7 +157,10 @@ class ToolApprovalRequestEvent(_Event, frozen=True, kw_only=True):
     ``approval`` is the wire approval object to echo back (v6 only).
     """
 
-    type: ClassVar[str] = "tool-approval-request"
+    if TYPE_CHECKING:
+        type: Literal["tool-approval-request"] = "tool-approval-request"
+    else:
+        type: ClassVar[str] = "tool-approval-request"
     approval_id: str
     tool_call_id: str
     tool_name: str | None = None
@@ -138,7 +172,10 @@ class ToolApprovalRequestEvent(_Event, frozen=True, kw_only=True):
 class ToolOutputErrorEvent(_Event, frozen=True, kw_only=True):
     """A tool failed while running."""
 
-    type: ClassVar[str] = "tool-output-error"
+    if TYPE_CHECKING:
+        type: Literal["tool-output-error"] = "tool-output-error"
+    else:
+        type: ClassVar[str] = "tool-output-error"
     tool_call_id: str
     error_text: str
     tool_name: str | None = None
@@ -147,7 +184,10 @@ class ToolOutputErrorEvent(_Event, frozen=True, kw_only=True):
 class ToolInputErrorEvent(_Event, frozen=True, kw_only=True):
     """The model called an unknown tool or gave input failing the tool's schema."""
 
-    type: ClassVar[str] = "tool-input-error"
+    if TYPE_CHECKING:
+        type: Literal["tool-input-error"] = "tool-input-error"
+    else:
+        type: ClassVar[str] = "tool-input-error"
     tool_call_id: str
     error_text: str
     tool_name: str | None = None
@@ -157,7 +197,10 @@ class ToolInputErrorEvent(_Event, frozen=True, kw_only=True):
 class ToolOutputDeniedEvent(_Event, frozen=True, kw_only=True):
     """The tool was denied by the user and did not run."""
 
-    type: ClassVar[str] = "tool-output-denied"
+    if TYPE_CHECKING:
+        type: Literal["tool-output-denied"] = "tool-output-denied"
+    else:
+        type: ClassVar[str] = "tool-output-denied"
     tool_call_id: str
     tool_name: str | None = None
 
@@ -165,7 +208,10 @@ class ToolOutputDeniedEvent(_Event, frozen=True, kw_only=True):
 class SourceEvent(_Event, frozen=True, kw_only=True):
     """A source the answer cites: ``source_type`` is ``url`` or ``document``."""
 
-    type: ClassVar[str] = "source"
+    if TYPE_CHECKING:
+        type: Literal["source"] = "source"
+    else:
+        type: ClassVar[str] = "source"
     source_type: str
     source_id: str
     url: str | None = None
@@ -177,7 +223,10 @@ class SourceEvent(_Event, frozen=True, kw_only=True):
 class FileEvent(_Event, frozen=True, kw_only=True):
     """A generated file (often a ``data:`` URL)."""
 
-    type: ClassVar[str] = "file"
+    if TYPE_CHECKING:
+        type: Literal["file"] = "file"
+    else:
+        type: ClassVar[str] = "file"
     url: str
     media_type: str
 
@@ -185,14 +234,35 @@ class FileEvent(_Event, frozen=True, kw_only=True):
 class UsageEvent(_Event, frozen=True, kw_only=True):
     """Token usage of one step (Kai's ``data-usage`` part)."""
 
-    type: ClassVar[str] = "data-usage"
+    if TYPE_CHECKING:
+        type: Literal["data-usage"] = "data-usage"
+    else:
+        type: ClassVar[str] = "data-usage"
     usage: UsageInfo
 
 
 class DataEvent(_Event, frozen=True, kw_only=True):
     """A custom ``data-<name>`` part other than usage; ``type`` is the wire type."""
 
-    type: str  # type: ignore[misc]
+    if TYPE_CHECKING:
+        # The wire type is any ``data-<name>``: a ``str`` here would stop
+        # ``event.type == "text"`` from narrowing the union (a str could be
+        # "text"), so type checkers see a marker literal. Test a data part with
+        # ``isinstance(event, DataEvent)`` and :attr:`name`.
+        def __init__(
+            self,
+            *,
+            type: str,
+            data: Any = None,
+            id: str | None = None,
+            transient: bool = False,
+            chunk: Chunk | None = None,
+        ) -> None: ...
+
+        @property
+        def type(self) -> DataType: ...
+    else:
+        type: str
     data: Any = None
     id: str | None = None
     transient: bool = False
@@ -206,7 +276,10 @@ class DataEvent(_Event, frozen=True, kw_only=True):
 class FinishEvent(_Event, frozen=True, kw_only=True):
     """The answer is complete. ``usage`` sums the steps of this response."""
 
-    type: ClassVar[str] = "finish"
+    if TYPE_CHECKING:
+        type: Literal["finish"] = "finish"
+    else:
+        type: ClassVar[str] = "finish"
     finish_reason: str | None = None
     usage: UsageInfo | None = None
     message_id: str | None = None
@@ -215,7 +288,10 @@ class FinishEvent(_Event, frozen=True, kw_only=True):
 class ErrorEvent(_Event, frozen=True, kw_only=True):
     """The server reported an error in the stream; ``message`` is its ``errorText``."""
 
-    type: ClassVar[str] = "error"
+    if TYPE_CHECKING:
+        type: Literal["error"] = "error"
+    else:
+        type: ClassVar[str] = "error"
     message: str
     code: str | None = None
 
@@ -223,7 +299,10 @@ class ErrorEvent(_Event, frozen=True, kw_only=True):
 class AbortEvent(_Event, frozen=True, kw_only=True):
     """The server aborted the answer."""
 
-    type: ClassVar[str] = "abort"
+    if TYPE_CHECKING:
+        type: Literal["abort"] = "abort"
+    else:
+        type: ClassVar[str] = "abort"
     reason: str | None = None
 
 
@@ -236,7 +315,10 @@ class ApprovalDecisionEvent(_Event, frozen=True, kw_only=True):
     tool was rejected.
     """
 
-    type: ClassVar[str] = "approval-decision"
+    if TYPE_CHECKING:
+        type: Literal["approval-decision"] = "approval-decision"
+    else:
+        type: ClassVar[str] = "approval-decision"
     approval_id: str
     tool_call_id: str
     tool_name: str | None = None
@@ -249,7 +331,10 @@ class ApprovalDecisionEvent(_Event, frozen=True, kw_only=True):
 class MessageMetadataEvent(_Event, frozen=True, kw_only=True):
     """Metadata for the message (merged into ``message.metadata``)."""
 
-    type: ClassVar[str] = "message-metadata"
+    if TYPE_CHECKING:
+        type: Literal["message-metadata"] = "message-metadata"
+    else:
+        type: ClassVar[str] = "message-metadata"
     metadata: Any = None
 
 
@@ -263,7 +348,17 @@ class UnknownEvent(_Event, frozen=True, kw_only=True):
     ``tool-input-delta``): kai-client yielded those as ``UnknownEvent`` too.
     """
 
-    type: str  # type: ignore[misc]
+    if TYPE_CHECKING:
+        # As for DataEvent: the protocol chunks' types, and a marker for the
+        # types this client does not know (test those with ``isinstance``).
+        def __init__(
+            self, *, type: str, data: dict[str, Any] = ..., chunk: Chunk | None = None
+        ) -> None: ...
+
+        @property
+        def type(self) -> UnknownType: ...
+    else:
+        type: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 

@@ -29,9 +29,7 @@ class ObservedLog:
         """Log the records durably, then show them to the observers."""
         if self.log is not None:
             self.log.append(records)
-        if self.plugins.pm.hook.kai_observe_event.get_hookimpls():
-            for record in records:
-                self.plugins.call_each("kai_observe_event", record=record)
+        self.plugins.call_each_over("kai_observe_event", "record", records)
 
     def __getattr__(self, name: str) -> Any:
         if self.log is None:

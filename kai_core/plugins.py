@@ -13,12 +13,18 @@ the ``report`` callback, and disabled for the rest of the session. In a
 afterwards but *tripped*: every later call that reaches it fails again
 (:class:`PluginFailure`), so a broken policy keeps rejecting instead of
 letting a later policy, or ``--auto-approve``, decide in its place.
+
+Calling implementations one by one leaves no place for pluggy's wrappers
+(``@hookimpl(hookwrapper=True)`` or ``wrapper=True``), which wrap the whole
+call: a plugin with one is refused when it is registered
+(:class:`pluggy.PluginValidationError` naming the hook), rather than having
+its wrapper silently called as if it were a plain implementation.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -68,6 +74,9 @@ class Plugins:
         self._disabled: set[tuple[str, str]] = set()
         # (plugin, hook) -> the error that tripped it, for fail-closed hooks
         self._tripped: dict[tuple[str, str], BaseException] = {}
+        # Bumped whenever the implementations change; call_each_over caches by it.
+        self._generation = 0
+        self._observers: dict[str, tuple[int, list[tuple[pluggy.HookImpl, bool]]]] = {}
         self.load_errors: list[str] = []
         if load_entry_points:
             self._load_entry_points()
@@ -86,24 +95,51 @@ class Plugins:
             if self.pm.get_plugin(ep.name) is not None:
                 continue
             try:
-                plugin = ep.load()
-                self.pm.register(plugin, name=ep.name)
+                self._register(ep.load(), ep.name)
             except Exception as exc:  # a broken plugin must not stop kai
                 message = f"could not load plugin {ep.name!r}: {exc}"
                 self.load_errors.append(message)
                 self.report(message)
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
-        """Register a plugin object (a module or an instance with hook implementations)."""
-        registered = self.pm.register(plugin, name=name)
+        """Register a plugin object (a module or an instance with hook implementations).
+
+        :raises pluggy.PluginValidationError: the plugin implements a hook kai
+            does not have, or implements one as a wrapper (not supported).
+        """
+        registered = self._register(plugin, name)
         self.pm.check_pending()
+        self._generation += 1
         return registered
+
+    def _register(self, plugin: Any, name: str | None) -> str | None:
+        registered = self.pm.register(plugin, name=name)
+        wrappers = sorted(
+            caller.name
+            for caller in self.pm.get_hookcallers(plugin) or []
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin and (impl.hookwrapper or impl.wrapper)
+        )
+        if wrappers:
+            self.pm.unregister(plugin)
+            raise pluggy.PluginValidationError(
+                plugin,
+                f"plugin {registered!r} implements {', '.join(wrappers)} as a wrapper "
+                "(hookwrapper=True or wrapper=True): kai calls each implementation on its "
+                "own and runs no wrappers; use a plain @hookimpl (tryfirst/trylast to order it)",
+            )
+        return registered
+
+    def has(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (and is not disabled for it)."""
+        return next(self._impls(hook_name), None) is not None
 
     def unregister(self, name: str) -> None:
         """Remove a plugin by name."""
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
+            self._generation += 1
 
     def names(self) -> list[str]:
         """The names of the registered plugins."""
@@ -144,6 +180,7 @@ class Plugins:
 
     def _failed(self, impl: pluggy.HookImpl, hook_name: str, exc: BaseException) -> None:
         self._disabled.add((impl.plugin_name, hook_name))
+        self._generation += 1
         self.report(
             f"plugin {impl.plugin_name!r} failed in {hook_name}: "
             f"{type(exc).__name__}: {exc} (disabled for this session)"
@@ -161,6 +198,24 @@ class Plugins:
             if result is not None:
                 results.append((impl.plugin_name, result))
         return results
+
+    def call_each_over(self, hook_name: str, argname: str, values: Iterable[Any]) -> None:
+        """Call every implementation with ``argname=value`` for each value; results ignored.
+
+        :meth:`call_each` for a batch (the observers of a burst of records):
+        the implementations are looked up once, not per value. One that raises
+        is reported, disabled, and not called for the values after.
+        """
+        cached = self._observers.get(hook_name)
+        for value in values:
+            if cached is None or cached[0] != self._generation:
+                impls = [(impl, argname in impl.argnames) for impl in self._impls(hook_name)]
+                cached = self._observers[hook_name] = (self._generation, impls)
+            for impl, takes_value in cached[1]:
+                try:
+                    impl.function(value) if takes_value else impl.function()
+                except Exception as exc:
+                    self._failed(impl, hook_name, exc)  # a new generation: looked up again
 
     def call_first(
         self,

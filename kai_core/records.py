@@ -95,7 +95,3 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     origin: Origin
     type: str
     body: bytes
-
-    def to_record(self) -> LogRecord:
-        """The record that was appended (without the position)."""
-        return LogRecord(self.chat_id, self.turn, self.origin, self.type, self.body, self.ts)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, TextIO
 
+from ._terminal import is_terminal
 from .events import Event
 
 __all__ = [
@@ -96,11 +97,7 @@ class UnknownRendererError(LookupError):
 
 def default_renderer_name(stream: TextIO) -> str:
     """``markdown`` when ``stream`` is a terminal, ``plain`` when it is piped or a file."""
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream
-        tty = False
-    return "markdown" if tty else "plain"
+    return "markdown" if is_terminal(stream) else "plain"
 
 
 def create_renderer(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -159,7 +159,7 @@ class Session:
 
     # -- sending ---------------------------------------------------------------
 
-    async def send(self, text: str, **options: Any) -> AsyncIterator[Event]:
+    async def send(self, text: str, **options: Any) -> AsyncGenerator[Event, None]:
         """Send ``text`` and yield every event of the answer, approvals included.
 
         Leave the loop early (``break``, an exception, cancellation) and the
@@ -224,7 +224,7 @@ class Session:
         try:
             yield gen
         finally:
-            await gen.aclose()  # type: ignore[attr-defined]
+            await gen.aclose()
 
     # -- approvals -------------------------------------------------------------
 

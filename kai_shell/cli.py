@@ -173,6 +173,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("kai_shell.commands.local:replay", "Replay a recorded chat from the log."),
     "search": ("kai_shell.commands.local:search", "Search every recorded chat."),
     "log": ("kai_shell.commands.log:log", "Manage the local event log."),
+    "mcp": ("kai_shell.commands.mcp:mcp", "Serve Kai to coding agents (MCP server)."),
     "plugins": ("kai_shell.commands.plugins:plugins", "List plugins and their hooks."),
     "policy": (
         "kai_shell.commands.policy:policy",
@@ -182,6 +183,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "permissions": (
         "kai_shell.commands.permissions:permissions",
         "Show or set Kai's own tool permissions beside the local rules.",
+    ),
+    "telemetry": (
+        "kai_shell.commands.telemetry:telemetry",
+        "Send recorded chats as OpenTelemetry traces (kai[otel]).",
     ),
     "serve": ("kai_shell.commands.serve:serve", "Run the emulated Kai backend."),
     "demo": ("kai_shell.commands.demo:demo", "Try kai against the built-in emulator."),
@@ -234,7 +239,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="kai", prog_name="kai", message="%(prog)s %(version)s")
 @_global_options_of_the_group
 @click.pass_context
-def main(ctx: click.Context, **options: Any) -> None:
+def main(ctx: click.Context, /, **options: Any) -> None:
     """kai: chat with the Keboola AI Assistant; every chat is recorded, searchable
     and replayable offline.
 

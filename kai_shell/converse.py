@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from kai_core._terminal import is_terminal
 from kai_core.events import AbortEvent, ApprovalDecisionEvent, ErrorEvent
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
 from kai_core.render import Renderer
@@ -35,10 +36,7 @@ __all__ = [
 
 def stdin_is_terminal() -> bool:
     """True when someone can answer a question on stdin."""
-    try:
-        return sys.stdin is not None and sys.stdin.isatty()
-    except (ValueError, OSError):
-        return False
+    return is_terminal(sys.stdin)
 
 
 class AnswerRenderer(Renderer):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["ChatId", "most_recent", "resolve"]
 
 
-class _ChatIdType(click.ParamType):
+class _ChatIdType(click.ParamType):  # type: ignore[type-arg]  # generic in click 8.2+, not 8.1
     """A click parameter type: a chat id (a UUID) or a prefix of one."""
 
     name = "CHAT_ID"

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 import trio
 
+from kai_core._terminal import is_terminal
 from kai_core.events import ApprovalDecisionEvent, Event, ToolApprovalRequestEvent
 from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
@@ -430,7 +431,7 @@ class Shell:
             return
         try:
             tools = await self.client.get_tools()
-        except Exception:  # noqa: BLE001 - only for completion; the server may not offer it
+        except Exception:  # only for completion; the server may not offer it
             return
         self.state.add_tool_names(*(tool.name for tool in tools.tools))
 
@@ -732,11 +733,7 @@ def _new_chat_id() -> str:
 def _wants_color(stream: TextIO) -> bool:
     import os
 
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        tty = False
-    return tty and not os.environ.get("NO_COLOR")
+    return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
 def _describe(client: Any) -> str:

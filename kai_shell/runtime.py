@@ -176,6 +176,7 @@ class Runtime:
                 permissions=permissions,
                 rules_plugin=False,
             )
+            self._start_telemetry(plugins)
             self._plugins = plugins
         return self._plugins
 
@@ -184,6 +185,25 @@ class Runtime:
         from kai_core.session import Session
 
         return Session(client, plugins=self.plugins, permissions=self.permissions, **options)
+
+    def _start_telemetry(self, plugins: Plugins) -> None:
+        """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` or the config asks."""
+        from kai_plugins.telemetry import (
+            ENABLE_ENV,
+            TelemetryConfigError,
+            register_telemetry,
+            telemetry_enabled,
+        )
+
+        try:
+            if not telemetry_enabled():
+                return
+        except TelemetryConfigError as exc:
+            raise UsageError(str(exc), code=3) from None
+        from .errors import require_extra
+
+        require_extra("otel", f"telemetry ({ENABLE_ENV})")
+        register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
 
     @property
     def log(self) -> EventLog | None:
@@ -203,16 +223,17 @@ class Runtime:
         return ObservedLog(self.log, self.plugins)
 
     def _has_observers(self) -> bool:
-        return bool(self.plugins.pm.hook.kai_observe_event.get_hookimpls())
+        return self.plugins.has("kai_observe_event")
 
     def renderer(self, stream: Any = None) -> Renderer:
         """The renderer chosen by ``--renderer`` (default: markdown on a terminal)."""
+        from kai_core._terminal import is_terminal
         from kai_core.render import UnknownRendererError, create_renderer
 
         stream = stream or sys.stdout
         try:
             return create_renderer(
-                self.plugins.renderers(), self.options.renderer, stream, color=_isatty(stream)
+                self.plugins.renderers(), self.options.renderer, stream, color=is_terminal(stream)
             )
         except UnknownRendererError as exc:
             raise UsageError(str(exc)) from None
@@ -310,13 +331,6 @@ def check_url(url: str, flag: str, example: str) -> None:
         raise UsageError(
             f"{flag} {url!r} is not a URL; give the whole address, e.g. {flag} {example}"
         )
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
 
 
 def _backend_name(service: str | None) -> str:

@@ -73,7 +73,9 @@ async def test_server_streams_the_framing_of_the_sdk(
 
 
 def test_bench_stream_runs(bench_env: dict[str, str], tmp_path: Path) -> None:
-    consumers = "kai,kai-aio,kai-log,kai-nokeep,httpx-raw,httpx-sse,kai-decode,h1-assemble,socket"
+    consumers = (
+        "kai,kai-aio,kai-log,kai-otel,kai-nokeep,httpx-raw,httpx-sse,kai-decode,h1-assemble,socket"
+    )
     out_json = tmp_path / "out.json"
     out = run_script(
         [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from kai_core._approvals import answer_parts, tool_name_of
+from kai_core._approvals import answer_parts
 from kai_core.api import ChatDetail
 from kai_core.exceptions import KaiError
 
@@ -75,12 +75,6 @@ def test_errors() -> None:
     assert info.value.code == "approval:already_answered"
     with pytest.raises(ValueError):
         answer_parts(detail, {})
-
-
-def test_tool_name_of() -> None:
-    assert tool_name_of({"type": "tool-create_bucket"}) == "create_bucket"
-    assert tool_name_of({"type": "dynamic-tool", "toolName": "mcp_x"}) == "mcp_x"
-    assert tool_name_of({"type": "text"}) is None
 
 
 async def test_the_repost_body_on_the_wire() -> None:

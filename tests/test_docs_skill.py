@@ -38,7 +38,7 @@ SHELL_LANGS = {"bash", "sh", "shell", "console"}
 # -- splitting shell text into commands ---------------------------------------------
 
 
-def split_commands(text: str) -> list[list[str]]:
+def split_commands(text: str) -> list[list[str]]:  # noqa: C901 - a small shell-word lexer: one state machine
     """Simple commands of ``text``, each a list of words with quotes removed.
 
     Enough of the shell for documentation: quotes, backslashes, line

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import kai_core
 
@@ -57,3 +64,58 @@ def test_kai_client_names_resolve_lazily_from_their_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["up", "ErrorBody", "kai_core.assemble", "False"]
+
+
+# -- the public names, pinned (as trio's test_exports pins trio's) -------------
+#
+# Adding or removing a public name is a decision: update the checked-in list
+# (tests/data/api_*.txt) in the same change, and document the name.
+
+DATA = Path(__file__).resolve().parent / "data"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PUBLIC_MODULES = {"kai_core": "api_kai_core.txt", "kai_core.testing": "api_kai_core_testing.txt"}
+
+
+def pinned(listing: str) -> list[str]:
+    return (DATA / listing).read_text().split()
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_public_names_are_the_pinned_ones(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(pinned(PUBLIC_MODULES[module_name]))
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_every_public_name_resolves_and_is_listed(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+        assert name in dir(module), name
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_every_public_name_is_documented(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    docs = "\n".join(page.read_text() for page in DOCS.rglob("*.md"))
+    for name in module.__all__:
+        value = getattr(module, name)
+        if inspect.isclass(value) or inspect.isroutine(value):
+            assert inspect.getdoc(value), f"{module_name}.{name} has no docstring"
+        assert re.search(rf"\b{re.escape(name)}\b", docs), f"{module_name}.{name} is not in docs/"
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_MODULES))
+def test_type_checkers_see_the_same_names(module_name: str) -> None:
+    # The names load lazily at run time; type checkers read the
+    # ``if TYPE_CHECKING:`` imports instead. Both lists must agree.
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(module.__file__ or "").read_text())
+    seen: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom):
+                    seen.update(alias.asname or alias.name for alias in stmt.names)
+    assert seen == set(module.__all__) - {"__version__"}

@@ -30,6 +30,7 @@ FRONT_END_PACKAGES = {
     "hypercorn",
     "h2",
     "httpx-sse",
+    "mcp",
 }
 
 
@@ -52,18 +53,22 @@ def test_the_locked_library_needs_none_of_the_front_ends() -> None:
     assert {"trio", "httpx", "msgspec", "pluggy", "platformdirs"} <= seen
 
 
-@pytest.fixture(scope="module")
-def lean_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A virtual environment with ``pip install <this checkout>``: no extras."""
-    venv = tmp_path_factory.mktemp("lean") / "venv"
+def _venv(tmp_path_factory: pytest.TempPathFactory, requirement: str) -> Path:
+    venv = tmp_path_factory.mktemp("venv") / "venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
     subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=env)
     subprocess.run(
-        ["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), str(ROOT)],
+        ["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), requirement],
         check=True,
         env=env,
     )
-    yield venv
+    return venv
+
+
+@pytest.fixture(scope="module")
+def lean_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A virtual environment with ``pip install <this checkout>``: no extras."""
+    yield _venv(tmp_path_factory, str(ROOT))
 
 
 def _run(venv: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,6 +91,18 @@ def test_the_kai_script_without_its_extra_says_what_to_install(lean_venv: Path) 
         lines = run.stderr.splitlines()
         assert len(lines) == 1, run.stderr
         assert "pip install 'kai[cli]'" in lines[0] and "click" in lines[0]
+
+
+def test_kai_mcp_without_its_extra_says_what_to_install(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    venv = _venv(tmp_path_factory, f"kai[cli] @ {ROOT.as_uri()}")
+    run = _run(venv, str(venv / "bin" / "kai"), "--token", "t", "--url", "http://x", "mcp")
+    assert run.returncode == 3
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "kai mcp needs kai's 'mcp' extra" in lines[0]
+    assert "pip install 'kai[mcp]'" in lines[0]
 
 
 def test_the_emulator_without_its_extra_says_what_to_install(lean_venv: Path) -> None:

@@ -21,6 +21,7 @@ import trio
 from kai_core import (
     ERROR_CODE_MAP,
     ChatRequest,
+    Event,
     KaiBadRequestError,
     KaiClient,
     KaiNotFoundError,
@@ -59,11 +60,13 @@ async def row1_stream(client: KaiClient) -> None:
 # --8<-- [start:row2]
 def row2_build_events() -> None:
     parser = SSEStreamParser()
-    for event in [
+    events: list[Event] = [
         TextEvent(type="text", text="Hello"),
-        ToolCallEvent(type="tool-call", toolCallId="c1", toolName="t", state="output-available"),
+        # camelCase keywords work at run time; a type checker wants snake_case.
+        ToolCallEvent(type="tool-call", toolCallId="c1", toolName="t", state="output-available"),  # type: ignore[call-arg]
         TextEvent(type="text", text=" world"),
-    ]:
+    ]
+    for event in events:
         parser.process_event(event)
     print(f"row 2: {parser.text!r}, tool calls {sorted(parser.tool_calls)}")
 
@@ -78,6 +81,7 @@ def row3_parse_sse_event() -> None:
     usage = parse_sse_event('data: {"type":"data-usage","data":{"promptTokens":7}}')
     start = parse_sse_event({"type": "start", "messageId": "m1"})
     assert isinstance(start, UnknownEvent)
+    assert usage.type == "data-usage"  # narrows: usage is a UsageEvent
     print(f"row 3: {current.type} {older.type} {usage.usage.prompt_tokens} {start.type}")
 
 
@@ -93,12 +97,13 @@ def row4_models() -> None:
             role="user",
             parts=[TextPart(type="text", text="Hello")],
         ),
-        selectedChatModel="chat-model",
+        # kai-client's camelCase works at run time; a type checker wants snake_case.
+        selectedChatModel="chat-model",  # type: ignore[call-arg]
         selectedVisibilityType=VisibilityType.PRIVATE,
     )
     wire = request.model_dump(by_alias=True, exclude_none=True)
     again = ChatRequest.model_validate(wire)
-    usage = UsageInfo(promptTokens=3, completionTokens=2)
+    usage = UsageInfo(promptTokens=3, completionTokens=2)  # type: ignore[call-arg]
     print(f"row 4: {sorted(wire)}, {again.message.id[-3:]}, {usage.model_dump_json()}")
 
 

@@ -28,7 +28,7 @@ import sys
 
 import trio
 
-from kai_core import Event, EventLog, KaiClient, ToolApprovalRequestEvent
+from kai_core import Event, EventLog, EventStream, KaiClient, ToolApprovalRequestEvent
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -88,7 +88,7 @@ async def main(args: argparse.Namespace) -> None:
         async with await connect(args, log) as client:
             chat_id = args.chat_id or client.new_chat_id()
             print(f"chat {chat_id} ({client.backend or 'backend not known'})", flush=True)
-            stream = client.stream_message(chat_id, args.message)
+            stream: EventStream | None = client.stream_message(chat_id, args.message)
             while stream is not None:
                 v6_answers: dict[str, tuple[bool, str | None]] = {}
                 # The block is the stream's lifetime: leaving it closes the response.

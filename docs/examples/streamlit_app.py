@@ -55,7 +55,7 @@ def texts(stream: EventStream) -> Iterator[str]:
     """The answer's text, for st.write_stream; it stops at a tool that waits for a decision."""
     for event in loop.iterate(stream):
         if event.type == "text":
-            yield event.text  # type: ignore[union-attr]
+            yield event.text
         elif isinstance(event, ToolApprovalRequestEvent):
             state.pending = event
             state.stream = stream  # kai-agent: still open, waiting for the decision

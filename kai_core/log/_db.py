@@ -62,10 +62,21 @@ def _error(path: Path, message: str, code: str, exc: BaseException | None = None
     return KaiLogError(f"event log {path}: {message}", code=code, cause=cause)
 
 
+def _primary_code(exc: sqlite3.Error) -> str:
+    """SQLite's primary result code of ``exc`` (``SQLITE_IOERR`` for ``SQLITE_IOERR_FSYNC``),
+    or "" for an error SQLite did not report (one raised by Python's sqlite3 itself)."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return "_".join(name.split("_")[:2])
+
+
 def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
-    """Turn an sqlite3 error into a KaiLogError that says what to do."""
-    text = str(exc).lower()
-    if "not a database" in text or "malformed" in text:
+    """Turn an sqlite3 error into a KaiLogError that says what to do.
+
+    Mapped by SQLite's result code, not by the words of its message (which
+    SQLite may change).
+    """
+    code = _primary_code(exc)
+    if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
         return _error(
             path,
             f"the file is corrupt or not a SQLite database ({action}); "
@@ -73,7 +84,7 @@ def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
             "log:corrupt",
             exc,
         )
-    if "readonly" in text or "read-only" in text:
+    if code == "SQLITE_READONLY":
         return _error(
             path,
             f"the file or its directory is read-only ({action}); make both writable "
@@ -81,14 +92,14 @@ def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
             "log:read_only",
             exc,
         )
-    if "locked" in text or "busy" in text:
+    if code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
         return _error(
             path,
             f"another process held the log for over {BUSY_TIMEOUT:g} s ({action}); try again",
             "log:locked",
             exc,
         )
-    if "unable to open" in text:
+    if code == "SQLITE_CANTOPEN":
         return _error(
             path,
             f"cannot open the file ({action}); check that its directory exists and is "
@@ -96,12 +107,12 @@ def translate(path: Path, exc: sqlite3.Error, action: str) -> KaiLogError:
             "log:open",
             exc,
         )
-    if "full" in text or "i/o" in text:
+    if code in ("SQLITE_FULL", "SQLITE_IOERR"):
         return _error(path, f"the disk failed ({action}): {exc}", "log:io", exc)
     return _error(path, f"{action} failed: {exc}", "log:error", exc)
 
 
-class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, action):``
+class log_errors:  # used like a function: ``with log_errors(path, action):``
     """Re-raise sqlite3 errors inside the block as KaiLogError.
 
     A class, not a generator: it wraps every append.
@@ -123,7 +134,7 @@ class log_errors:  # noqa: N801 - used like a function: ``with log_errors(path, 
             raise translate(self.path, exc, self.action) from exc
 
 
-class write_transaction:  # noqa: N801 - used like a function: ``with write_transaction(conn):``
+class write_transaction:  # used like a function: ``with write_transaction(conn):``
     """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolled back on any exception (cancellation too).
 
     A class, not a generator: it wraps every append.
@@ -296,7 +307,8 @@ def _set_wal(conn: sqlite3.Connection) -> None:
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            busy = _primary_code(exc) in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            if not busy or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
             continue

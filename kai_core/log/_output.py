@@ -121,7 +121,7 @@ def private_output(path: PathArg, *, log: PathArg | None = None) -> Iterator[IO[
     target = check_output(path, log=log)
     if _in_place(target):
         try:
-            out = open(target, "wb")  # noqa: SIM115 - closed below
+            out = open(target, "wb")  # closed below
         except OSError as exc:
             raise _failed(target, exc) from exc
         with out:

@@ -284,7 +284,7 @@ def fold_frame(
     the rest of the log."""
     try:
         fold.feed_frame(seq, n, turn, ts, origin, types, body, sizes, after=after, upto=upto)
-    except Exception as exc:  # noqa: BLE001 - any record may be in a log; see the docstring
+    except Exception as exc:  # any record may be in a log; see the docstring
         if warn:
             warnings.warn(
                 f"chat {fold.chat_id!r}: the record at position {seq} cannot be read "

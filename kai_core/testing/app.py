@@ -320,7 +320,7 @@ class EmulatorApp:
 
     # -- POST /api/chat ----------------------------------------------------------
 
-    async def post_chat(self, request: Request, user_id: str) -> Response | SSEResponse:
+    async def post_chat(self, request: Request, user_id: str) -> Response | SSEResponse:  # noqa: C901 - the server's checks of a chat request, in the server's order
         body = await json_body(request)
         chat_id, message = body.get("id"), body.get("message")
         if not is_uuid(chat_id):

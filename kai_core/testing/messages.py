@@ -37,7 +37,7 @@ class MessageBuilder:
         """The tool part of this call, if the message has one."""
         return next((p for p in self.parts if p.get("toolCallId") == tool_call_id), None)
 
-    def feed(self, chunk: c.Chunk) -> None:
+    def feed(self, chunk: c.Chunk) -> None:  # noqa: C901 - one case per chunk type
         """Apply one chunk to the message."""
         match chunk:
             case c.StartStepChunk():

@@ -120,7 +120,7 @@ class Describer:
             return None
         return Note(note.kind, for_terminal(note.text))
 
-    def _describe(self, event: Event) -> Note | None:
+    def _describe(self, event: Event) -> Note | None:  # noqa: C901 - one branch per event type
         if isinstance(event, ToolCallEvent):
             name = tool_label(event.tool_name, event.tool_call_id)
             if event.state == "started":

@@ -21,6 +21,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
+from kai_core._terminal import is_terminal
 from kai_core.events import Event, ReasoningEvent, StepStartEvent, TextEvent
 from kai_core.render import Renderer
 from kai_core.sanitize import for_terminal
@@ -47,19 +48,12 @@ _LOOK = {
 }
 
 
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 class MarkdownRenderer(Renderer):
     """Text parts as Markdown (live on a terminal), other events as dim one-line notes."""
 
     def __init__(self, stream: TextIO, *, color: bool = False) -> None:
         super().__init__(stream, color=color)
-        self.live_updates = _isatty(stream)
+        self.live_updates = is_terminal(stream)
         self._describer = Describer()
         self._usage = UsageTally()
         self._part: list[str] = []

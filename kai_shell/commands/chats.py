@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from kai_core._parts import tool_name_of
 from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
@@ -100,7 +101,7 @@ def format_part(part: dict[str, Any]) -> list[str]:
     if kind == "step-start":
         return []
     if kind.startswith("tool-") or kind == "dynamic-tool":
-        name = part.get("toolName") or kind[5:]
+        name = tool_name_of(part) or "?"
         lines = [f"[tool {name}: {part.get('state', '?')}] input: {_short(part.get('input'))}"]
         if "output" in part:
             lines.append(f"  output: {_short(part.get('output'))}")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import click
+
+from kai_core._terminal import is_terminal
 
 from ..cli import runtime_of
 from ..errors import require_extra, run_trio
@@ -31,7 +33,7 @@ DEMO_SCRIPT = (
     "--script/--no-script", default=None, help="Play the scripted conversation even on a terminal."
 )
 @click.pass_context
-def demo(ctx: click.Context, backend: str, script: bool | None) -> None:
+def demo(ctx: click.Context, backend: Literal["agent", "assistant"], script: bool | None) -> None:
     """Try kai against the built-in emulator, no token needed.
 
     On a terminal it opens kai-shell on the emulator. Otherwise (or with
@@ -45,12 +47,12 @@ def demo(ctx: click.Context, backend: str, script: bool | None) -> None:
         from kai_core.log import default_log_path
 
         runtime.options.db = str(default_log_path().with_name("demo.db"))
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    interactive = is_terminal(sys.stdin) and is_terminal(sys.stdout)
     play = script if script is not None else not interactive
     run_trio(ctx, _demo, runtime, backend, play)
 
 
-async def _demo(runtime: Runtime, backend: str, play: bool) -> None:
+async def _demo(runtime: Runtime, backend: Literal["agent", "assistant"], play: bool) -> None:
     from kai_core.testing import open_emulator
 
     async with open_emulator(backend=backend) as emulator:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from kai_core._terminal import is_terminal
 from kai_core.sanitize import for_terminal
 
 from ..cli import runtime_of
@@ -126,7 +127,9 @@ def export(
                 text = transcript()
                 if output:
                     write_private(output, text, log=log.path)
-                elif sys.stdout.isatty():  # to read, not to keep: no escape acts on the terminal
+                elif is_terminal(
+                    sys.stdout
+                ):  # to read, not to keep: no escape acts on the terminal
                     sys.stdout.write(for_terminal(text, multiline=True))
                 else:
                     sys.stdout.write(text)

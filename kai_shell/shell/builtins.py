@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from kai_core._terminal import is_terminal
 from kai_core.exceptions import KaiError
 from kai_core.policy import ApprovalDecision
 from kai_core.sanitize import for_terminal
@@ -310,7 +311,7 @@ async def copy(shell: Shell, args: str) -> None:
         )
         shell.echo(f"copied the last answer ({len(text)} characters) to {path}")
         return
-    if not _isatty(shell.out):
+    if not is_terminal(shell.out):
         shell.error("not a terminal: use /copy FILE")
         return
     try:
@@ -319,13 +320,6 @@ async def copy(shell: Shell, args: str) -> None:
         shell.error(str(exc))
         return
     shell.echo(f"copied the last answer ({len(text)} characters) to the clipboard")
-
-
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 # -- talking --------------------------------------------------------------------------

@@ -139,7 +139,7 @@ class ShellCompleter(Completer):
                         display_meta=command.help,
                     )
 
-    def _argument(self, arg: Arg, word: str) -> Iterator[Completion]:
+    def _argument(self, arg: Arg, word: str) -> Iterator[Completion]:  # noqa: C901 - one branch per argument kind
         start = -len(word)
         if arg.kind == "choice":
             for choice in arg.choices:

@@ -45,7 +45,7 @@ async def on_emulator(shell: Shell) -> bool:
     with trio.move_on_after(2):
         try:
             info = await shell.client.info()
-        except Exception:  # noqa: BLE001 - only decides whether to show a hint
+        except Exception:  # only decides whether to show a hint
             return False
         return "(emulator)" in (info.app_name or "")
     return False

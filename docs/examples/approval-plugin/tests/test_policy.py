@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import kai_approval_example
 
@@ -10,7 +11,7 @@ from kai_core.plugins import Plugins
 from kai_core.policy import ApprovalContext, ApprovalRequest
 
 
-def decide(tool_name: str):
+def decide(tool_name: str) -> Any:
     plugins = Plugins(load_entry_points=False)  # only this plugin, nothing installed
     plugins.register(kai_approval_example, name="approval-example")
     request = ApprovalRequest(tool_name=tool_name, tool_call_id="c1", approval_id="a1")

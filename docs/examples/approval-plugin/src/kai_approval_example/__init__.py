@@ -10,11 +10,14 @@ Renderer ``quiet``: only the answer's text, then a newline.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kai_core.hookspecs import hookimpl
 from kai_core.policy import ApprovalContext, ApprovalDecision, ApprovalRequest
 from kai_core.render import Renderer
+
+if TYPE_CHECKING:
+    import click
 
 READ_ONLY = ("list_", "get_")
 WRITES = ("create_", "delete_", "drop_")
@@ -50,7 +53,7 @@ def kai_register_renderers() -> dict[str, Any]:
 
 
 @hookimpl
-def kai_register_commands(cli: Any) -> None:
+def kai_register_commands(cli: click.Group) -> None:
     """Add ``kai approval-example-rules``: print what this policy decides."""
     import click
 
