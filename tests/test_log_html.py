@@ -291,6 +291,7 @@ MARKDOWNISH = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(text=MARKDOWNISH, attribute=MARKDOWNISH)
 @example(text="``` ", attribute="")  # a code fence with a blank info string
+@example(text="[]()", attribute="")  # an empty link target, which markdown-it never validates
 def test_no_text_can_add_markup(text: str, attribute: str) -> None:
     part = {"type": "tool-x", "toolCallId": "t", "state": "input-available", "input": attribute}
     detail = _detail([_user(text), _assistant(text, parts=[part])], title=attribute)

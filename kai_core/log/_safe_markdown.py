@@ -57,6 +57,7 @@ def _parser() -> MarkdownIt:
 
 
 def _tidy(tokens: list[Token]) -> None:
+    dropping_link = False
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             level = min(6, int(token.tag[1]) + _HEADING_SHIFT)
@@ -66,6 +67,13 @@ def _tidy(tokens: list[Token]) -> None:
             match = _ALIGN.fullmatch(str(style)) if style is not None else None
             if match:
                 token.attrSet("class", f"align-{match.group(1)}")
+        elif token.type == "link_open":
+            # markdown-it skips validateLink for an empty target ("[x]()"), so
+            # the allow-list is applied again here; a dropped link keeps its text.
+            dropping_link = not _safe_link(str(token.attrGet("href") or ""))
+            token.hidden = dropping_link
+        elif token.type == "link_close":
+            token.hidden = dropping_link  # links do not nest in CommonMark
         elif token.type == "fence":
             words = token.info.split(maxsplit=1)  # none when the info is blank
             token.info = _NOT_LANGUAGE.sub("", words[0]) if words else ""
