@@ -42,7 +42,6 @@ dropping it never leaves a generator for the garbage collector to finalize
 
 from __future__ import annotations
 
-import codecs
 import collections
 import uuid
 import zlib
@@ -56,6 +55,7 @@ import trio
 
 from ._http import close_response
 from ._masking import MASK, MIN_SECRET, TokenMask
+from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
 from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
 from .events import Event
@@ -238,10 +238,7 @@ class EventStream:
         self._secret_tail = b""  # the end of the last read, for a token split across reads
         self._secret_held = False  # the decoder holds part of an event that had the token
         self._decoder = SSEDecoder(max_event_size)
-        # UTF-8 is checked per read (across read boundaries); once a read fails
-        # the check, per payload instead, to find the bad chunk.
-        self._utf8 = _utf8_checker()
-        self._utf8_per_payload = False
+        self._utf8 = Utf8Check()  # a new one per connection
         self._resume = resume if resume_attempts > 0 else None
         self._resume_attempts = resume_attempts
         self._resume_left = resume_attempts
@@ -525,7 +522,7 @@ class EventStream:
         # half an event), and the chunks already delivered to check and drop.
         self.turn = uuid.uuid4().hex
         self._decoder = SSEDecoder(self._decoder.max_event_size)
-        self._utf8, self._utf8_per_payload = _utf8_checker(), False
+        self._utf8 = Utf8Check()
         self._secret_tail, self._secret_held = b"", False
         self._conn = _Connection(response)
         self._replay_to, self._replayed, self._replay_digest = self._position, 0, 0
@@ -569,14 +566,14 @@ class EventStream:
                 # Anything after [DONE] is not part of the answer.
                 payloads = payloads[: payloads.index(_DONE)]
             # The log stores text: every chunk must be UTF-8.
-            check_utf8 = self._utf8_per_payload or not self._utf8_valid(data)
+            check_utf8 = self._utf8.needs_payload_check(data)
             log = self._log
             fold = assembler.feed
             for payload in payloads:
                 if not payload:
                     continue
                 if check_utf8 and not payload.isascii():
-                    _check_utf8(payload)
+                    check_payload(payload)
                 try:
                     chunk = decode_chunk(payload)
                 except KaiStreamError:
@@ -683,27 +680,6 @@ class EventStream:
                     code="stream:backend_mismatch",
                 )
         self._announced.clear()  # none waits: a slow tool is no mismatch
-
-    def _utf8_valid(self, data: bytes) -> bool:
-        """Whether this read, after the ones before it, is valid UTF-8 so far.
-
-        One check per read instead of one per chunk; after a failure the
-        checker cannot tell where the next read starts, so chunks are checked
-        one by one for the rest of the connection.
-        """
-        if data.isascii() and not self._utf8_pending:
-            return True
-        try:
-            self._utf8.decode(data)
-        except UnicodeDecodeError:
-            self._utf8_per_payload = True
-            return False
-        return True
-
-    @property
-    def _utf8_pending(self) -> bool:
-        """The checker holds the start of a multi-byte character from the last read."""
-        return bool(self._utf8.getstate()[0])
 
     def _secret_seen(self, data: bytes) -> bool:
         """Whether this read has (part of) the token in it, or an event still holding it."""
@@ -852,23 +828,6 @@ async def _check_event_stream(response: httpx.Response) -> None:
         f"(is {response.url.scheme}://{response.url.host} the Kai API?)",
         code="stream:not_event_stream",
     )
-
-
-def _utf8_checker() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")("strict")
-
-
-def _check_utf8(payload: bytes) -> None:
-    """Raise ``stream:malformed_chunk`` for a payload that is not valid UTF-8."""
-    try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = payload[:120].decode("utf-8", "replace")
-        raise KaiStreamError(
-            f"the server sent a chunk that is not valid UTF-8: {text}",
-            code="stream:malformed_chunk",
-            cause=f"invalid byte at position {exc.start}",
-        ) from None
 
 
 def _close_abandoned(conn: _Connection, log: EventLogSink | None, records: list[LogRecord]) -> None:

@@ -1,0 +1,12 @@
+"""The parts :class:`~kai_core._stream.EventStream` is made of, one idea each.
+
+An answer stream does several things to every read: it masks the token the
+server may repeat, checks that the bytes are UTF-8, checks that a resumed
+stream repeats what was already delivered, and writes the log before it hands
+events on. Each of those is a small class here, with its own state, that
+takes bytes or payloads and gives payloads, records or errors back: it can be
+tested without a socket, a server or a trio run. :class:`EventStream` only
+reads, decodes and composes them.
+
+- :mod:`.utf8`: :class:`~.utf8.Utf8Check`, the incoming bytes checked as UTF-8.
+"""
