@@ -54,7 +54,7 @@ import msgspec
 import trio
 
 from ._http import close_response
-from ._masking import MASK, MIN_SECRET, TokenMask
+from ._stream_parts.masking import StreamMask
 from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
 from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
@@ -231,12 +231,7 @@ class EventStream:
         self._prepare = prepare
         self._log = log
         self._on_log_error = on_log_error
-        # Masking the token: found in the raw reads (one substring search per read,
-        # and one across the boundary with the previous read), masked in the payloads.
-        self._mask = TokenMask(secret) if secret and len(secret) >= MIN_SECRET else None
-        self._secret = self._mask.token if self._mask is not None else None
-        self._secret_tail = b""  # the end of the last read, for a token split across reads
-        self._secret_held = False  # the decoder holds part of an event that had the token
+        self._mask = StreamMask.for_secret(secret)  # None: no token to mask
         self._decoder = SSEDecoder(max_event_size)
         self._utf8 = Utf8Check()  # a new one per connection
         self._resume = resume if resume_attempts > 0 else None
@@ -523,7 +518,8 @@ class EventStream:
         self.turn = uuid.uuid4().hex
         self._decoder = SSEDecoder(self._decoder.max_event_size)
         self._utf8 = Utf8Check()
-        self._secret_tail, self._secret_held = b"", False
+        if self._mask is not None:
+            self._mask.reset()
         self._conn = _Connection(response)
         self._replay_to, self._replayed, self._replay_digest = self._position, 0, 0
         self.resumes += 1
@@ -548,17 +544,11 @@ class EventStream:
         tracked: list[bytes] | None = [] if self._resume is not None else None
         position = self._position
         try:
-            masking = self._secret is not None and self._secret_seen(data)
-            payloads = self._decoder.feed_bytes(data)
-            if masking:
-                # A server that repeats the token must not get it into the log or output.
-                secret = self._secret
-                assert secret is not None
-                payloads = [p.replace(secret, MASK) for p in payloads]
-                self._secret_held = self._decoder.has_pending
-            if self._mask is not None:
-                # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046).
-                payloads = [self._mask.escaped(p) for p in payloads]
+            mask = self._mask
+            if mask is None:
+                payloads = self._decoder.feed_bytes(data)
+            else:
+                payloads = mask.feed(self._decoder, data)
             if self._replayed < self._replay_to:
                 payloads = self._drop_replayed(payloads)
             done = _DONE in payloads
@@ -680,17 +670,6 @@ class EventStream:
                     code="stream:backend_mismatch",
                 )
         self._announced.clear()  # none waits: a slow tool is no mismatch
-
-    def _secret_seen(self, data: bytes) -> bool:
-        """Whether this read has (part of) the token in it, or an event still holding it."""
-        secret = self._secret
-        assert secret is not None
-        keep = len(secret) - 1
-        tail = self._secret_tail
-        # bytes.find's search, several times faster than a regex for a literal.
-        seen = self._secret_held or secret in data or (bool(tail) and secret in tail + data[:keep])
-        self._secret_tail = data[-keep:] if len(data) >= keep else (tail + data)[-keep:]
-        return seen
 
     def _drop_replayed(self, payloads: list[bytes]) -> list[bytes]:
         """Drop what a resumed stream repeats, checking it is what was delivered before.

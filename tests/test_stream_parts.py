@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kai_core._stream_parts.masking import StreamMask
 from kai_core._stream_parts.utf8 import Utf8Check, check_payload
 from kai_core.exceptions import KaiStreamError
+from kai_core.sse import SSEDecoder
 
 
 def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
@@ -85,3 +87,88 @@ def test_check_payload_passes_utf8_and_names_the_bad_byte() -> None:
     assert error.code == "stream:malformed_chunk"
     assert error.cause == "invalid byte at position 10"
     assert error.message == 'the server sent a chunk that is not valid UTF-8: {"delta":"\ufffdt"}'
+
+
+# -- masking the token -------------------------------------------------------------
+
+TOKEN = "kai-secret-7c1f9e-DEADBEEF"
+
+
+def _escaped(at: int) -> bytes:
+    return (TOKEN[:at] + f"\\u{ord(TOKEN[at]):04x}" + TOKEN[at + 1 :]).encode()
+
+
+ECHO = (
+    b'data: {"type":"start","messageId":"m"}\n\n'
+    b'data: {"type":"text-delta","id":"t","delta":"raw ' + TOKEN.encode() + b'"}\n\n'
+    b'data: {"type":"text-delta","id":"t","delta":"escaped ' + _escaped(5) + b'"}\n\n'
+    b'data: {"type":"text-delta","id":"t","delta":"twice ' + TOKEN.encode() * 2 + b'"}\n\n'
+    b'data: {"type":"finish","finishReason":"stop"}\n\n'
+)
+MASKED = [
+    b'{"type":"start","messageId":"m"}',
+    b'{"type":"text-delta","id":"t","delta":"raw ***"}',
+    b'{"type":"text-delta","id":"t","delta":"escaped ***"}',
+    b'{"type":"text-delta","id":"t","delta":"twice ******"}',
+    b'{"type":"finish","finishReason":"stop"}',
+]
+
+
+def masked(reads: Sequence[bytes], token: str = TOKEN) -> list[bytes]:
+    mask = StreamMask.for_secret(token)
+    assert mask is not None
+    decoder = SSEDecoder()
+    return [p for r in reads for p in mask.feed(decoder, r)]
+
+
+def test_no_mask_without_a_real_token() -> None:
+    assert StreamMask.for_secret(None) is None
+    assert StreamMask.for_secret("") is None
+    assert StreamMask.for_secret("1234567") is None  # shorter than a real token
+    assert StreamMask.for_secret("12345678") is not None
+
+
+def test_the_token_is_masked_raw_and_escaped_in_one_read() -> None:
+    assert masked([ECHO]) == MASKED
+
+
+def test_a_token_split_across_reads_is_masked() -> None:
+    at = ECHO.index(TOKEN.encode()) + 10
+    assert masked([ECHO[:at], ECHO[at:]]) == MASKED
+
+
+def test_a_token_in_an_event_that_ends_reads_later_is_masked() -> None:
+    # The read that ends the event has no byte of the token: the mask must
+    # remember that the decoder holds an event that had it.
+    head = b'data: {"type":"text-delta","id":"t","delta":"' + TOKEN.encode()
+    reads = [head, b" and then some more text", b'"}\n\n']
+    assert masked(reads) == [
+        b'{"type":"text-delta","id":"t","delta":"*** and then some more text"}'
+    ]
+
+
+def test_payloads_without_the_token_keep_their_bytes() -> None:
+    data = b'data: {"type":"text-delta","id":"t","delta":"a\\u00e9 kai-secret"}\n\n'
+    assert masked([data]) == [data[6:-2]]
+
+
+@given(cuts=st.lists(st.integers(min_value=0, max_value=len(ECHO)), max_size=12))
+def test_any_split_of_the_reads_masks_the_same(cuts: list[int]) -> None:
+    assert masked(split_at(ECHO, cuts)) == MASKED
+
+
+def test_a_reset_mask_starts_like_a_new_one() -> None:
+    mask = StreamMask.for_secret(TOKEN)
+    assert mask is not None
+    # Cut mid-event with the token in it (the decoder is dropped, as on a resume) ...
+    mask.feed(SSEDecoder(), ECHO[: ECHO.index(TOKEN.encode()) + 5])
+    mask.reset()
+    decoder = SSEDecoder()
+    assert [p for r in split_at(ECHO, [30, 90]) for p in mask.feed(decoder, r)] == MASKED
+
+
+def test_the_decoders_errors_come_through() -> None:
+    mask = StreamMask.for_secret(TOKEN)
+    assert mask is not None
+    with pytest.raises(KaiStreamError):
+        mask.feed(SSEDecoder(max_event_size=10), b"data: " + b"x" * 20)

@@ -8,5 +8,6 @@ takes bytes or payloads and gives payloads, records or errors back: it can be
 tested without a socket, a server or a trio run. :class:`EventStream` only
 reads, decodes and composes them.
 
+- :mod:`.masking`: :class:`~.masking.StreamMask`, the token masked in the payloads of each read.
 - :mod:`.utf8`: :class:`~.utf8.Utf8Check`, the incoming bytes checked as UTF-8.
 """

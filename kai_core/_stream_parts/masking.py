@@ -1,0 +1,67 @@
+"""Masking the token in a stream, read by read.
+
+:class:`~kai_core._masking.TokenMask` masks the token in one JSON payload.
+A stream brings the token in reads cut anywhere: the token may be split
+across two reads, or sit in an event whose end comes reads later. Searching
+every payload for it would cost a search per chunk; :class:`StreamMask`
+searches each read once (and the seam with the read before), remembers when
+the SSE decoder still holds part of an event that had the token, and only
+then replaces it in the payloads. The JSON-escaped spellings are left to
+:meth:`TokenMask.escaped`, which looks at a payload only when it holds an
+escape.
+"""
+
+from __future__ import annotations
+
+from .._masking import MASK, MIN_SECRET, TokenMask
+from ..sse import SSEDecoder
+
+__all__ = ["StreamMask"]
+
+
+class StreamMask:
+    """Masks the token in the payloads of one connection's reads.
+
+    :param mask: the token's mask (8 characters or more: see :func:`for_secret`).
+    """
+
+    __slots__ = ("_escaped", "_held", "_keep", "_tail", "token")
+
+    def __init__(self, mask: TokenMask) -> None:
+        self.token = mask.token
+        self._escaped = mask.escaped
+        self._keep = len(self.token) - 1  # bytes of a read that may start a split token
+        self._tail = b""  # the end of the last read, for a token split across reads
+        self._held = False  # the decoder holds part of an event that had the token
+
+    @classmethod
+    def for_secret(cls, secret: str | None) -> StreamMask | None:
+        """A mask for ``secret``; None when there is none, or it is too short to be a token."""
+        if not secret or len(secret) < MIN_SECRET:
+            return None
+        return cls(TokenMask(secret))
+
+    def reset(self) -> None:
+        """Forget the reads so far (a new connection, with a fresh decoder)."""
+        self._tail, self._held = b"", False
+
+    def feed(self, decoder: SSEDecoder, data: bytes) -> list[bytes]:
+        """Decode one read with ``decoder``; its payloads, with the token masked.
+
+        :raises KaiStreamError: as :meth:`SSEDecoder.feed_bytes` does.
+        """
+        token = self.token
+        keep = self._keep
+        tail = self._tail
+        # Does this read have (part of) the token in it, or an event still holding it?
+        # (bytes.find's search, several times faster than a regex for a literal.)
+        seen = self._held or token in data or (bool(tail) and token in tail + data[:keep])
+        self._tail = data[-keep:] if len(data) >= keep else (tail + data)[-keep:]
+        payloads = decoder.feed_bytes(data)
+        if seen:
+            # A server that repeats the token must not get it into the log or output.
+            payloads = [p.replace(token, MASK) for p in payloads]
+            self._held = decoder.has_pending
+        # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046).
+        escaped = self._escaped
+        return [escaped(p) for p in payloads]
