@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import collections
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Protocol
@@ -55,6 +54,7 @@ import trio
 
 from ._http import close_response
 from ._stream_parts.masking import StreamMask
+from ._stream_parts.resume import ResumeCheck
 from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
 from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
@@ -234,19 +234,13 @@ class EventStream:
         self._mask = StreamMask.for_secret(secret)  # None: no token to mask
         self._decoder = SSEDecoder(max_event_size)
         self._utf8 = Utf8Check()  # a new one per connection
+        self._resume_check = ResumeCheck()
         self._resume = resume if resume_attempts > 0 else None
         self._resume_attempts = resume_attempts
         self._resume_left = resume_attempts
         self._no_resume = no_resume or (
             "the server cannot resume it" if resume is None else "resuming is turned off"
         )
-        # Chunks of the server's stream read so far, and a running CRC-32 of
-        # their bytes: a resumed stream replays them, and must replay the same.
-        self._position = 0
-        self._digest = 0
-        self._replay_to = 0  # chunks at the start of a resumed stream to check and drop
-        self._replayed = 0
-        self._replay_digest = 0
         self._queue: collections.deque[Event] = collections.deque()
         self._conn: _Connection | None = None
         self._state = "new"  # new -> opening -> open -> closed
@@ -521,9 +515,9 @@ class EventStream:
         if self._mask is not None:
             self._mask.reset()
         self._conn = _Connection(response)
-        self._replay_to, self._replayed, self._replay_digest = self._position, 0, 0
+        self._resume_check.start_replay()
         self.resumes += 1
-        self._log_client("resume", {"skipped": self._position})
+        self._log_client("resume", {"skipped": self._resume_check.position})
         return True, ""
 
     def _raise_now(self, cause: BaseException) -> None:
@@ -542,15 +536,16 @@ class EventStream:
         events: list[Event] = []
         # The payloads of the chunks read, for the digest a resume checks against.
         tracked: list[bytes] | None = [] if self._resume is not None else None
-        position = self._position
+        replay = self._resume_check
+        position = replay.position
         try:
             mask = self._mask
             if mask is None:
                 payloads = self._decoder.feed_bytes(data)
             else:
                 payloads = mask.feed(self._decoder, data)
-            if self._replayed < self._replay_to:
-                payloads = self._drop_replayed(payloads)
+            if replay.pending:
+                payloads = replay.drop_replayed(payloads)
             done = _DONE in payloads
             if done:
                 # Anything after [DONE] is not part of the answer.
@@ -590,10 +585,8 @@ class EventStream:
             self._error = exc
             if self._log is not None:
                 records.append(self._error_record(exc))
-        if position != self._position:
-            self._position = position
-            if tracked:
-                self._digest = zlib.crc32(b"\0", zlib.crc32(b"\0".join(tracked), self._digest))
+        if position != replay.position:
+            replay.advance(position, tracked)
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
         return records, events
@@ -670,33 +663,6 @@ class EventStream:
                     code="stream:backend_mismatch",
                 )
         self._announced.clear()  # none waits: a slow tool is no mismatch
-
-    def _drop_replayed(self, payloads: list[bytes]) -> list[bytes]:
-        """Drop what a resumed stream repeats, checking it is what was delivered before.
-
-        :returns: the payloads after the repeated ones.
-        :raises KaiStreamError: ``stream:resume_mismatch``.
-        """
-        for i, payload in enumerate(payloads):
-            if payload == _DONE:
-                raise self._mismatch()  # it ended before repeating everything
-            if not payload.strip():
-                continue
-            self._replay_digest = zlib.crc32(b"\0", zlib.crc32(payload, self._replay_digest))
-            self._replayed += 1
-            if self._replayed == self._replay_to:
-                if self._replay_digest != self._digest:
-                    raise self._mismatch()
-                return payloads[i + 1 :]
-        return []
-
-    def _mismatch(self) -> KaiStreamError:
-        self._replay_to = self._replayed  # stop checking: the stream fails here
-        return KaiStreamError(
-            f"the resumed stream does not repeat the {self._position} chunks already "
-            "delivered, so it cannot be continued; the chat can be reloaded with get_chat",
-            code="stream:resume_mismatch",
-        )
 
     def _cut_error(self, cause: str | None) -> KaiStreamError:
         n = self.events_delivered + len(self._queue)

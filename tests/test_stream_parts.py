@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kai_core._stream_parts.masking import StreamMask
+from kai_core._stream_parts.resume import ResumeCheck
 from kai_core._stream_parts.utf8 import Utf8Check, check_payload
 from kai_core.exceptions import KaiStreamError
 from kai_core.sse import SSEDecoder
@@ -172,3 +173,115 @@ def test_the_decoders_errors_come_through() -> None:
     assert mask is not None
     with pytest.raises(KaiStreamError):
         mask.feed(SSEDecoder(max_event_size=10), b"data: " + b"x" * 20)
+
+
+# -- resume check -----------------------------------------------------------------
+
+CHUNKS = [b'{"type":"start"}', b'{"type":"text-delta","delta":"a"}', b'{"type":"finish"}']
+
+
+def delivered(*reads: list[bytes]) -> ResumeCheck:
+    """A check that has seen these reads' payloads delivered."""
+    check = ResumeCheck()
+    for payloads in reads:
+        check.advance(check.position + len(payloads), payloads)
+    return check
+
+
+def test_nothing_to_check_before_a_resume_or_after_an_empty_stream() -> None:
+    check = ResumeCheck()
+    assert check.pending == 0
+    check.start_replay()
+    assert check.pending == 0
+
+
+def test_a_faithful_replay_is_dropped_and_the_rest_let_through() -> None:
+    check = delivered(CHUNKS[:1], CHUNKS[1:2])
+    check.start_replay()
+    assert check.pending == 2
+    assert check.drop_replayed([CHUNKS[0]]) == []
+    assert check.pending == 1
+    assert check.drop_replayed([b"  ", CHUNKS[1], CHUNKS[2], b"[DONE]"]) == [CHUNKS[2], b"[DONE]"]
+    assert check.pending == 0
+
+
+def test_a_replay_of_something_else_is_refused() -> None:
+    check = delivered(CHUNKS[:2])
+    check.start_replay()
+    with pytest.raises(KaiStreamError) as info:
+        check.drop_replayed([CHUNKS[0], b'{"type":"text-delta","delta":"b"}', CHUNKS[2]])
+    assert info.value.code == "stream:resume_mismatch"
+    assert info.value.message == (
+        "the resumed stream does not repeat the 2 chunks already delivered, "
+        "so it cannot be continued; the chat can be reloaded with get_chat"
+    )
+    assert check.pending == 0  # no more checking: the stream fails here
+
+
+def test_the_same_chunks_in_another_order_are_refused() -> None:
+    check = delivered(CHUNKS[:2])
+    check.start_replay()
+    with pytest.raises(KaiStreamError, match="repeat the 2 chunks"):
+        check.drop_replayed([CHUNKS[1], CHUNKS[0]])
+
+
+def test_a_replay_that_ends_early_is_refused() -> None:
+    check = delivered(CHUNKS)
+    check.start_replay()
+    with pytest.raises(KaiStreamError) as info:
+        check.drop_replayed([CHUNKS[0], b"[DONE]"])  # two of the three chunks missing
+    assert info.value.code == "stream:resume_mismatch"
+    assert check.pending == 0  # no more checking: the stream fails here
+
+
+def test_a_second_resume_checks_everything_delivered_by_then() -> None:
+    check = delivered(CHUNKS[:1])
+    check.start_replay()
+    assert check.drop_replayed(CHUNKS[:2]) == [CHUNKS[1]]
+    check.advance(2, [CHUNKS[1]])
+    check.start_replay()
+    assert check.pending == 2
+    assert check.drop_replayed(CHUNKS) == [CHUNKS[2]]
+
+
+_payloads = st.lists(
+    st.binary(min_size=1, max_size=12).filter(lambda p: p.strip() and p != b"[DONE]"),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(
+    payloads=_payloads,
+    first=st.lists(st.integers(min_value=0, max_value=12), max_size=4),
+    again=st.lists(st.integers(min_value=0, max_value=12), max_size=4),
+    extra=st.lists(st.binary(min_size=1, max_size=5), max_size=3),
+)
+def test_any_grouping_of_reads_checks_the_same(
+    payloads: list[bytes], first: list[int], again: list[int], extra: list[bytes]
+) -> None:
+    # However the delivered chunks and the replayed ones were grouped in reads.
+    points = sorted({min(c, len(payloads)) for c in first})
+    groups = [payloads[a:b] for a, b in zip([0, *points], [*points, len(payloads)], strict=True)]
+    check = delivered(*groups)
+    check.start_replay()
+    replayed = payloads + extra
+    points = sorted({min(c, len(replayed)) for c in again})
+    out: list[bytes] = []
+    for a, b in zip([0, *points], [*points, len(replayed)], strict=True):
+        part = replayed[a:b]
+        out += check.drop_replayed(part) if check.pending else part
+    assert out == extra and check.pending == 0
+
+
+@given(payloads=_payloads, index=st.integers(min_value=0), other=st.binary(min_size=1))
+def test_any_changed_chunk_is_refused(payloads: list[bytes], index: int, other: bytes) -> None:
+    index %= len(payloads)
+    changed = [*payloads]
+    changed[index] = other + b"!"  # not whitespace, and not the same payload
+    if changed[index] == payloads[index]:
+        changed[index] += b"!"
+    check = delivered(payloads)
+    check.start_replay()
+    with pytest.raises(KaiStreamError):
+        check.drop_replayed(changed)
