@@ -38,6 +38,16 @@ is closed (``aclose``/``async with``), or is dropped half-read (a ``break``
 out of ``async for``): it is a plain object, not an async generator, so
 dropping it never leaves a generator for the garbage collector to finalize
 (trio warns about those), and the close runs in a trio system task right away.
+
+What is done to each read, each with its own state, lives in
+:mod:`kai_core._stream_parts` and is tested there without a socket: the
+token masked (:class:`~kai_core._stream_parts.masking.StreamMask`), the
+bytes checked as UTF-8 (:class:`~kai_core._stream_parts.utf8.Utf8Check`), a
+resumed stream checked against the chunks delivered
+(:class:`~kai_core._stream_parts.resume.ResumeCheck`), the records made and
+appended before the events are queued
+(:class:`~kai_core._stream_parts.log_writer.LogWriter`). This module reads,
+decodes, folds and composes them, and decides when to resume, fail or close.
 """
 
 from __future__ import annotations
@@ -46,13 +56,13 @@ import collections
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import httpx
-import msgspec
 import trio
 
 from ._http import close_response
+from ._stream_parts.log_writer import EventLogSink, LogErrorHandler, LogWriter
 from ._stream_parts.masking import StreamMask
 from ._stream_parts.resume import ResumeCheck
 from ._stream_parts.utf8 import Utf8Check, check_payload
@@ -84,21 +94,10 @@ _TOOL_SETTLED = frozenset(
 )
 AGENT_WAIT_CHECK = 5.0
 """Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""
-_json = msgspec.json.Encoder()
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
 
 Opener = Callable[[], Awaitable[httpx.Response]]
 """Sends a streaming request and returns its response (status < 400, or 204)."""
-
-LogErrorHandler = Callable[[KaiLogError], None]
-"""Told (once per stream) that the log failed mid-stream and is no longer written."""
-
-
-class EventLogSink(Protocol):
-    """What the client needs of an event log: :class:`kai_core.log.EventLog` has it."""
-
-    def append(self, records: Sequence[LogRecord]) -> object:
-        """Write ``records`` durably, in one transaction."""
 
 
 class StreamPlan:
@@ -223,18 +222,16 @@ class EventStream:
         agent_waits: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.chat_id = chat_id
-        self.turn = uuid.uuid4().hex
         self.events_delivered = 0
         self.resumes = 0
-        self.log_error: KaiLogError | None = None
         self.assembler: MessageAssembler | None = None
         self._prepare = prepare
-        self._log = log
-        self._on_log_error = on_log_error
+        # The parts (kai_core._stream_parts): each holds one idea and its state.
+        self._writer = LogWriter(log, chat_id, uuid.uuid4().hex, on_log_error)
         self._mask = StreamMask.for_secret(secret)  # None: no token to mask
-        self._decoder = SSEDecoder(max_event_size)
         self._utf8 = Utf8Check()  # a new one per connection
         self._resume_check = ResumeCheck()
+        self._decoder = SSEDecoder(max_event_size)
         self._resume = resume if resume_attempts > 0 else None
         self._resume_attempts = resume_attempts
         self._resume_left = resume_attempts
@@ -255,6 +252,16 @@ class EventStream:
         # name, when), while the server might be kai-agent waiting on one of them.
         self._agent_waits = agent_waits
         self._announced: dict[str, tuple[str, float]] = {}
+
+    @property
+    def turn(self) -> str:
+        """The exchange the stream's records belong to (a resumed stream starts a new one)."""
+        return self._writer.turn
+
+    @property
+    def log_error(self) -> KaiLogError | None:
+        """The log's failure, once logging stopped for this stream; else None."""
+        return self._writer.error
 
     def __repr__(self) -> str:
         return (
@@ -297,7 +304,7 @@ class EventStream:
     async def aclose(self) -> None:
         """Stop reading and close the response (logs ``cancelled`` if it was unfinished)."""
         if self._state == "open":
-            self._log_client("cancelled", {"events_delivered": self.events_delivered})
+            self._writer.log("cancelled", {"events_delivered": self.events_delivered})
             await self._close()
         self._state = "closed"
         self._queue.clear()
@@ -314,9 +321,9 @@ class EventStream:
         if conn is None or conn.closed or self._state != "open" or self._token is None:
             return
         self._state = "closed"
-        records = self._records("cancelled", {"events_delivered": self.events_delivered})
+        records = self._writer.client("cancelled", {"events_delivered": self.events_delivered})
         try:
-            self._token.run_sync_soon(_close_abandoned, conn, self._log, records)
+            self._token.run_sync_soon(_close_abandoned, conn, self._writer.sink, records)
         except trio.RunFinishedError:
             pass
 
@@ -332,10 +339,9 @@ class EventStream:
             plan = await self._prepare(self.turn)
             self.assembler = plan.assembler
             self._skip = plan.skip
-            if plan.records and self._log is not None:
-                # Before the request leaves: a log that cannot record the
-                # question stops it (KaiLogError), nothing is sent.
-                self._log.append(plan.records)
+            # Before the request leaves: a log that cannot record the
+            # question stops it (KaiLogError), nothing is sent.
+            self._writer.append_before_request(plan.records)
             response = await plan.open()
             if response.status_code == 204 and not plan.may_be_empty:
                 await close_response(response)
@@ -353,9 +359,9 @@ class EventStream:
                 if isinstance(why, KaiLogError):
                     pass  # the log itself failed: nothing more to write there
                 elif isinstance(why, KaiError):
-                    self._log_records([self._error_record(why)])
+                    self._writer.append(self._writer.stream_error(why))
                 elif isinstance(why, (trio.Cancelled, KeyboardInterrupt)):
-                    self._log_client("cancelled", {"events_delivered": 0})
+                    self._writer.log("cancelled", {"events_delivered": 0})
             raise
         self._conn = _Connection(response)
         self._state = "open"
@@ -385,7 +391,7 @@ class EventStream:
             ended, self._ended = self._ended, None
             await self._end(ended)
             return
-        network = _network_stream(conn.response) if self._log is not None else None
+        network = _network_stream(conn.response) if self._writer.sink is not None else None
         records: list[LogRecord] = []
         events: list[Event] = []
         size = 0
@@ -414,7 +420,7 @@ class EventStream:
             except BaseException:
                 # Cancelled, KeyboardInterrupt, ...: the caller stopped the answer.
                 self._commit(records, events)
-                self._log_client("cancelled", {"events_delivered": self.events_delivered})
+                self._writer.log("cancelled", {"events_delivered": self.events_delivered})
                 await self._close()
                 raise
             try:
@@ -460,8 +466,7 @@ class EventStream:
 
     def _commit(self, records: list[LogRecord], events: list[Event]) -> None:
         """Log a burst's records in one append, then queue its events."""
-        self._log_records(records)
-        self._queue.extend(events)
+        self._writer.commit(records, events, self._queue)
 
     async def _cut(self, exc: httpx.HTTPError | None) -> None:
         """The connection ended before ``[DONE]``: resume the stream, or fail."""
@@ -472,7 +477,7 @@ class EventStream:
             resumed, why = await self._try_resume()
         except BaseException:
             self._state = "closed"
-            self._log_client("cancelled", {"events_delivered": self.events_delivered})
+            self._writer.log("cancelled", {"events_delivered": self.events_delivered})
             raise
         if resumed:
             return
@@ -509,7 +514,7 @@ class EventStream:
             return False, f"resuming it failed: {error.message}"
         # A new exchange: its own turn, a fresh decoder (the cut one may hold
         # half an event), and the chunks already delivered to check and drop.
-        self.turn = uuid.uuid4().hex
+        self._writer.turn = uuid.uuid4().hex
         self._decoder = SSEDecoder(self._decoder.max_event_size)
         self._utf8 = Utf8Check()
         if self._mask is not None:
@@ -517,7 +522,7 @@ class EventStream:
         self._conn = _Connection(response)
         self._resume_check.start_replay()
         self.resumes += 1
-        self._log_client("resume", {"skipped": self._resume_check.position})
+        self._writer.log("resume", {"skipped": self._resume_check.position})
         return True, ""
 
     def _raise_now(self, cause: BaseException) -> None:
@@ -525,7 +530,7 @@ class EventStream:
         assert error is not None
         raise error from cause
 
-    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:  # noqa: C901 - hot path, one call per read (to be split with EventStream)
+    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:  # noqa: C901 - hot path, one call per read, its loop kept in one piece
         """Decode one read: its records and events, to be logged, then queued.
 
         :param held: events decoded earlier in the burst, not queued yet.
@@ -538,6 +543,7 @@ class EventStream:
         tracked: list[bytes] | None = [] if self._resume is not None else None
         replay = self._resume_check
         position = replay.position
+        writer = self._writer
         try:
             mask = self._mask
             if mask is None:
@@ -552,7 +558,7 @@ class EventStream:
                 payloads = payloads[: payloads.index(_DONE)]
             # The log stores text: every chunk must be UTF-8.
             check_utf8 = self._utf8.needs_payload_check(data)
-            log = self._log
+            record = writer.server if writer.sink is not None else None
             fold = assembler.feed
             for payload in payloads:
                 if not payload:
@@ -575,16 +581,15 @@ class EventStream:
                     self._skip -= 1
                     fold(chunk)
                     continue
-                if log is not None:
-                    records.append(self._record("server", chunk.type, payload))
+                if record is not None:
+                    records.append(record(chunk.type, payload))
                 events.extend(fold(chunk))
             if done:
                 self._done = True
         except KaiStreamError as exc:
             exc.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
             self._error = exc
-            if self._log is not None:
-                records.append(self._error_record(exc))
+            records.extend(writer.stream_error(exc))
         if position != replay.position:
             replay.advance(position, tracked)
             if self.resumes:
@@ -677,7 +682,7 @@ class EventStream:
         """Log a transport failure; raise it after the queued events."""
         if isinstance(error, KaiStreamError):
             error.events_delivered = self.events_delivered + len(self._queue)
-        self._log_records([self._error_record(error)] if self._log is not None else [])
+        self._writer.append(self._writer.stream_error(error))
         self._error = error
 
     def _transport_error(self, exc: httpx.HTTPError) -> KaiError:
@@ -696,40 +701,6 @@ class EventStream:
         conn = self._conn
         if conn is not None:
             await conn.aclose()
-
-    # -- log records ---------------------------------------------------------------
-
-    def _record(self, origin: Literal["server", "client"], type_: str, body: bytes) -> LogRecord:
-        return LogRecord(chat_id=self.chat_id, turn=self.turn, origin=origin, type=type_, body=body)
-
-    def _records(self, type_: str, body: dict[str, Any]) -> list[LogRecord]:
-        if self._log is None:
-            return []
-        return [self._record("client", type_, _json.encode(body))]
-
-    def _error_record(self, error: KaiError) -> LogRecord:
-        body = {"code": error.code, "message": error.message}
-        return self._record("client", "stream-error", _json.encode(body))
-
-    def _log_client(self, type_: str, body: dict[str, Any]) -> None:
-        self._log_records(self._records(type_, body))
-
-    def _log_records(self, records: list[LogRecord]) -> None:
-        if records:
-            self._append(records)
-
-    def _append(self, records: Sequence[LogRecord]) -> None:
-        """Append once the request has left: a failure stops logging, not the answer."""
-        log = self._log
-        if log is None:
-            return
-        try:
-            log.append(records)
-        except KaiLogError as error:
-            self._log = None
-            self.log_error = error
-            if self._on_log_error is not None:
-                self._on_log_error(error)
 
 
 def _network_stream(response: httpx.Response) -> Any:

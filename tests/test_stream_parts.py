@@ -7,16 +7,21 @@ payloads, records or errors back; the streams built on them are tested in
 
 from __future__ import annotations
 
+import collections
+import json
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kai_core._stream_parts.log_writer import LogWriter
 from kai_core._stream_parts.masking import StreamMask
 from kai_core._stream_parts.resume import ResumeCheck
 from kai_core._stream_parts.utf8 import Utf8Check, check_payload
-from kai_core.exceptions import KaiStreamError
+from kai_core.events import Event, TextEvent
+from kai_core.exceptions import KaiLogError, KaiStreamError
+from kai_core.records import LogRecord
 from kai_core.sse import SSEDecoder
 
 
@@ -285,3 +290,119 @@ def test_any_changed_chunk_is_refused(payloads: list[bytes], index: int, other: 
     check.start_replay()
     with pytest.raises(KaiStreamError):
         check.drop_replayed(changed)
+
+
+# -- log writer -------------------------------------------------------------------
+
+
+class Sink:
+    """A log that records its appends, and fails from the ``fail_at``-th one on."""
+
+    def __init__(self, fail_at: int | None = None, queue: collections.deque[Event] | None = None):
+        self.appends: list[list[LogRecord]] = []
+        self.calls = 0
+        self.fail_at = fail_at
+        self.queue = queue
+        self.queued_at_append: list[int] = []
+
+    def append(self, records: Sequence[LogRecord]) -> object:
+        self.calls += 1
+        if self.queue is not None:
+            self.queued_at_append.append(len(self.queue))
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise KaiLogError("disk full", code="log:write")
+        self.appends.append(list(records))
+        return None
+
+
+def test_records_carry_the_chat_the_turn_and_exact_bodies() -> None:
+    writer = LogWriter(Sink(), "chat-1", "turn-1")
+    server = writer.server("text-delta", b'{"type":"text-delta", "delta":"x"}')
+    assert server == LogRecord(
+        chat_id="chat-1",
+        turn="turn-1",
+        origin="server",
+        type="text-delta",
+        body=b'{"type":"text-delta", "delta":"x"}',
+    )
+    writer.turn = "turn-2"  # a resumed stream
+    [client] = writer.client("cancelled", {"events_delivered": 3})
+    assert (client.turn, client.origin, client.type) == ("turn-2", "client", "cancelled")
+    assert client.body == b'{"events_delivered":3}'
+    [error] = writer.stream_error(KaiStreamError("the stream was cut", code="stream:cut"))
+    assert (error.origin, error.type) == ("client", "stream-error")
+    assert error.body == b'{"code":"stream:cut","message":"the stream was cut"}'
+
+
+def test_without_a_log_no_records_are_made_and_events_still_flow() -> None:
+    writer = LogWriter(None, "chat-1", "turn-1")
+    assert writer.client("resume", {"skipped": 1}) == []
+    assert writer.stream_error(KaiStreamError("x", code="stream:cut")) == []
+    writer.append_before_request([writer.server("start", b"{}")])
+    queue: collections.deque[Event] = collections.deque()
+    writer.commit([writer.server("start", b"{}")], [TextEvent(text="hi")], queue)
+    assert list(queue) == [TextEvent(text="hi")]
+
+
+def test_the_records_are_appended_before_the_events_are_queued() -> None:
+    queue: collections.deque[Event] = collections.deque()
+    sink = Sink(queue=queue)
+    writer = LogWriter(sink, "chat-1", "turn-1")
+    events: list[Event] = [TextEvent(text="a"), TextEvent(text="b")]
+    records = [writer.server("text-delta", b"1"), writer.server("text-delta", b"2")]
+    writer.commit(records, events, queue)
+    assert sink.appends == [records]  # one append for the burst
+    assert sink.queued_at_append == [0]  # nothing was queued when it was written
+    assert list(queue) == events
+
+
+def test_no_records_no_append() -> None:
+    sink = Sink()
+    writer = LogWriter(sink, "chat-1", "turn-1")
+    queue: collections.deque[Event] = collections.deque()
+    writer.commit([], [TextEvent(text="a")], queue)
+    writer.append([])
+    assert sink.calls == 0 and len(queue) == 1
+
+
+def test_a_failing_log_is_reported_once_and_stops_logging_not_the_answer() -> None:
+    reported: list[KaiLogError] = []
+    sink = Sink(fail_at=2)
+    writer = LogWriter(sink, "chat-1", "turn-1", reported.append)
+    queue: collections.deque[Event] = collections.deque()
+    writer.commit([writer.server("start", b"{}")], [TextEvent(text="a")], queue)
+    assert writer.error is None and writer.sink is sink
+    writer.commit([writer.server("text-delta", b"{}")], [TextEvent(text="b")], queue)
+    assert [e.text for e in queue if isinstance(e, TextEvent)] == ["a", "b"]
+    assert writer.error is not None and reported == [writer.error]
+    assert writer.sink is None
+    writer.log("cancelled", {"events_delivered": 2})
+    writer.commit([writer.server("finish", b"{}")], [TextEvent(text="c")], queue)
+    assert sink.calls == 2 and len(reported) == 1  # no more appends, no more reports
+    assert len(queue) == 3
+
+
+def test_a_failing_log_before_the_request_is_an_error() -> None:
+    reported: list[KaiLogError] = []
+    sink = Sink(fail_at=1)
+    writer = LogWriter(sink, "chat-1", "turn-1", reported.append)
+    question = LogRecord(chat_id="chat-1", turn="turn-1", origin="client", type="x", body=b"{}")
+    with pytest.raises(KaiLogError):
+        writer.append_before_request([question])
+    assert reported == [] and writer.error is None
+
+
+def test_other_failures_of_the_log_are_not_swallowed() -> None:
+    class Broken:
+        def append(self, records: Sequence[LogRecord]) -> object:
+            raise RuntimeError("a bug, not a full disk")
+
+    writer = LogWriter(Broken(), "chat-1", "turn-1")
+    with pytest.raises(RuntimeError):
+        writer.log("cancelled", {"events_delivered": 0})
+
+
+def test_client_bodies_are_compact_json() -> None:
+    writer = LogWriter(Sink(), "c", "t")
+    [record] = writer.client("resume", {"skipped": 12})
+    assert json.loads(record.body) == {"skipped": 12} and b" " not in record.body

@@ -11,4 +11,5 @@ reads, decodes and composes them.
 - :mod:`.masking`: :class:`~.masking.StreamMask`, the token masked in the payloads of each read.
 - :mod:`.utf8`: :class:`~.utf8.Utf8Check`, the incoming bytes checked as UTF-8.
 - :mod:`.resume`: :class:`~.resume.ResumeCheck`, a resumed stream checked against the chunks delivered.
+- :mod:`.log_writer`: :class:`~.log_writer.LogWriter`, records made and appended, the log first.
 """
