@@ -11,6 +11,11 @@ callback, and answers the server with the transport the request needs:
   decides every pending request of the message and answers them all in one
   re-POST, whose continuation stream it then reads.
 
+A call can also be left pending: the answer was stopped (Ctrl-C, a closed
+stream) while the call waited. :meth:`Session.decide_pending` answers it
+later, the same way: the decision is logged (with who made it) and sent,
+and what the server streams next is read like any answer.
+
 No decision is ever an accident: a policy that raises rejects (that call and
 every later one it is asked about), a policy that has not decided within
 ``policy_timeout`` seconds rejects, a result that is not a well-formed
@@ -147,6 +152,11 @@ class Session:
         self.last_answer: AnswerInfo | None = None
         self.last_message_id: str | None = None
         self.pending: dict[str, ToolApprovalRequestEvent] = {}
+        """Approval requests not answered yet, by tool call id (see :meth:`decide_pending`)."""
+        self._asked_at: dict[str, float] = {}  # when each pending request arrived
+        # kai-assistant: decisions made (and logged) but not sent yet; the calls of
+        # one message are answered together, once every one of them is decided.
+        self._held: dict[str, tuple[ToolApprovalRequestEvent, ApprovalDecisionEvent]] = {}
         self._told_v6 = False  # the note that the server is kai-assistant, once
         self.permissions = permissions
         self.audit_input = (
@@ -165,7 +175,13 @@ class Session:
         Leave the loop early (``break``, an exception, cancellation) and the
         stream is closed at once. Prefer :meth:`stream` for a block-scoped form.
         """
-        stream: EventStream | None = self.client.send_message(self.chat_id, text, **options)
+        opened = self.client.send_message(self.chat_id, text, **options)
+        async with aclosing(self._follow(opened)) as events:
+            async for event in events:
+                yield event
+
+    async def _follow(self, stream: EventStream | None) -> AsyncGenerator[Event, None]:
+        """Read an answer's stream: decide, log and answer its approvals; then vote."""
         answer = _AnswerTracker(self.chat_id)
         # Decisions of this exchange by tool call: a server that turns out to be
         # kai-assistant while we expected kai-agent sends a v6 request for a
@@ -176,9 +192,11 @@ class Session:
             async with aclosing(stream) as events:
                 async for event in events:
                     answer.see(event)
+                    # Before the caller sees the event: a caller that stops the
+                    # answer at a request can still answer the call later.
+                    self._track(event)
                     yield event
                     if isinstance(event, ToolApprovalRequestEvent):
-                        self.pending[event.tool_call_id] = event
                         if event.transport == "agent":
                             decision = await self._decide(event)
                             decided[event.tool_call_id] = decision
@@ -186,14 +204,8 @@ class Session:
                             await self._answer_agent(event, decision)
                         else:
                             v6_pending.append(event)
-                    elif isinstance(event, ToolCallEvent):
-                        if event.state == "output-available":
-                            self.pending.pop(event.tool_call_id, None)
-                    elif isinstance(event, (ToolOutputErrorEvent, ToolOutputDeniedEvent)):
-                        self.pending.pop(event.tool_call_id, None)
             stream = None
             if v6_pending:
-                answers: dict[str, tuple[bool, str | None]] = {}
                 for request in v6_pending:
                     earlier = decided.get(request.tool_call_id)
                     if earlier is None:
@@ -206,13 +218,35 @@ class Session:
                             "the decision was sent that way (for this server, use "
                             "--service assistant)"
                         )
-                    answers[request.approval_id] = (earlier.approved, earlier.reason)
-                    self.pending.pop(request.tool_call_id, None)
+                    # Held until all are decided: an answer stopped in between
+                    # keeps the decisions made, for decide_pending to send.
+                    self._held[request.tool_call_id] = (request, earlier)
+                    self._settled(request.tool_call_id)
+                answers: dict[str, tuple[bool, str | None]] = {}
+                for request in v6_pending:
+                    _, made = self._held.pop(request.tool_call_id)
+                    answers[request.approval_id] = (made.approved, made.reason)
                 stream = self.client.answer_approvals(self.chat_id, answers)
         self.last_answer = answer.info(interactive=self.ask is not None)
         self.last_message_id = answer.message_id
         if answer.finished:
             await self._vote(self.last_answer)
+
+    def _track(self, event: Event) -> None:
+        """Keep :attr:`pending` up to date with what the stream says of each call."""
+        if isinstance(event, ToolApprovalRequestEvent):
+            self.pending[event.tool_call_id] = event
+            self._asked_at[event.tool_call_id] = time.perf_counter()
+        elif isinstance(event, ToolCallEvent):
+            if event.state == "output-available":
+                self._settled(event.tool_call_id)
+        elif isinstance(event, (ToolOutputErrorEvent, ToolOutputDeniedEvent)):
+            self._settled(event.tool_call_id)
+
+    def _settled(self, tool_call_id: str) -> None:
+        """The call does not wait any more (answered, or its output arrived)."""
+        self.pending.pop(tool_call_id, None)
+        self._asked_at.pop(tool_call_id, None)
 
     @asynccontextmanager
     async def stream(self, text: str, **options: Any) -> AsyncIterator[AsyncIterator[Event]]:
@@ -225,6 +259,87 @@ class Session:
             yield gen
         finally:
             await gen.aclose()
+
+    # -- calls left pending ----------------------------------------------------
+
+    def decide_pending(
+        self, tool_call_id: str, decision: ApprovalDecision
+    ) -> AsyncGenerator[Event, None]:
+        """Answer the call ``tool_call_id`` left pending; yield what follows.
+
+        A call stays in :attr:`pending` when its answer was stopped while it
+        waited (Ctrl-C at the question, a closed stream): the server still
+        waits for it. ``decision`` (the user's, typically) is logged as an
+        ``approval`` record, attributed to ``decision.decided_by`` (``user``
+        when empty), and yielded as an :class:`ApprovalDecisionEvent`; then:
+
+        * ``agent`` (kai-agent): it is posted to the approval endpoint and the
+          generator ends. The answer goes on on the server, which cannot
+          stream it again (``get_chat`` reads it later). A server error
+          (:class:`KaiError`) is raised: the decision may not have landed.
+        * ``v6`` (kai-assistant): the calls of one message are answered
+          together. While another ``v6`` call is still pending, the decision
+          is held and the generator ends; the last decision sends them all
+          and the continuation is read like any answer (its approvals
+          decided by the rules, the policies, then ``ask``).
+
+        Fail closed as everywhere: a deny from Kai's ``blocked`` setting or a
+        permission rule wins over an approval given here, and a ``decision``
+        that is not a well-formed :class:`ApprovalDecision` rejects. A log
+        that fails is reported once (``on_log_error``) and never stops the
+        answer. Use it like :meth:`send`::
+
+            async with aclosing(session.decide_pending(call, decision)) as events:
+                async for event in events: ...
+
+        :raises KeyError: no pending call ``tool_call_id`` (raised here, at once).
+        """
+        request = self.pending[tool_call_id]
+        return self._answer_pending(request, decision)
+
+    async def _answer_pending(
+        self, request: ToolApprovalRequestEvent, decision: ApprovalDecision
+    ) -> AsyncGenerator[Event, None]:
+        asked_at = self._asked_at.get(request.tool_call_id)
+        elapsed = time.perf_counter() - asked_at if asked_at is not None else 0.0
+        given, who = await self._given(request, decision)
+        decided = self._record(request, given, who, elapsed)
+        self._settled(request.tool_call_id)
+        yield decided
+        if request.transport == "agent":
+            await self.client.submit_approval(
+                self.chat_id, request.tool_call_id, decided.approved, reason=decided.reason
+            )
+            return
+        self._held[request.tool_call_id] = (request, decided)
+        if any(waiting.transport == "v6" for waiting in self.pending.values()):
+            return
+        answers = {r.approval_id: (d.approved, d.reason) for r, d in self._held.values()}
+        self._held.clear()
+        opened = self.client.answer_approvals(self.chat_id, answers)
+        async with aclosing(self._follow(opened)) as events:
+            async for event in events:
+                yield event
+
+    async def _given(
+        self, event: ToolApprovalRequestEvent, decision: ApprovalDecision
+    ) -> tuple[ApprovalDecision, Attribution]:
+        """A decision given for a pending call, checked, and who made it."""
+        try:
+            decision = checked_decision(decision)
+        except TypeError as exc:
+            rejected = ApprovalDecision.reject(f"the decision given {exc}", decided_by="user")
+            return rejected, Attribution(kind="user")
+        if decision.approved:  # a deny by Kai's setting or a rule is never overridden
+            ruled = await self._by_rules(self._request(event))
+            if ruled is not None and not ruled[0].approved:
+                return ruled
+        by = decision.decided_by
+        if by is None or by == "user":
+            return msgspec.structs.replace(decision, decided_by="user"), Attribution(kind="user")
+        if by == AUTO_APPROVE:
+            return decision, Attribution(kind="auto-approve")
+        return decision, Attribution.plugin(by, decision.rule)
 
     # -- approvals -------------------------------------------------------------
 
@@ -352,7 +467,16 @@ class Session:
         decision, who = await self._attributed(event)
         if who.kind == "plugin" and who.name == AUTO_APPROVE:
             who = Attribution(kind="auto-approve")
-        elapsed = time.perf_counter() - started
+        return self._record(event, decision, who, time.perf_counter() - started)
+
+    def _record(
+        self,
+        event: ToolApprovalRequestEvent,
+        decision: ApprovalDecision,
+        who: Attribution,
+        elapsed: float,
+    ) -> ApprovalDecisionEvent:
+        """The decision as an event, logged (with who made it) as an ``approval`` record."""
         decided = ApprovalDecisionEvent(
             approval_id=event.approval_id,
             tool_call_id=event.tool_call_id,
@@ -407,7 +531,7 @@ class Session:
                 f"the kai-agent approval endpoint did not take the decision on "
                 f"{event.tool_name}: {exc} (for a kai-assistant server, use --service assistant)"
             )
-        self.pending.pop(event.tool_call_id, None)
+        self._settled(event.tool_call_id)
 
     # -- voting ----------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import aclosing, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -141,8 +141,6 @@ class Shell:
         self._retrying = False  # a connection loop runs (not --offline, a token given)
         self._nursery: trio.Nursery | None = None
         self._predecided: dict[str, ApprovalDecision] = {}
-        self.held_decisions: dict[str, tuple[ToolApprovalRequestEvent, ApprovalDecision]] = {}
-        """Decisions on pending kai-assistant calls, held until all of them are decided."""
         self.quitting = False
 
     # -- setting up --------------------------------------------------------------
@@ -476,7 +474,6 @@ class Shell:
             self._answer.scope.cancel()  # its decision is not wanted any more
         self.state.new_chat(chat_id, title)
         self._predecided.clear()
-        self.held_decisions.clear()
         self._new_session(chat_id)
         self.invalidate()
 
@@ -702,12 +699,21 @@ class Shell:
         return reply.strip().lower() in ("y", "yes")
 
     async def decide_pending(self, tool_call_id: str, decision: ApprovalDecision) -> None:
-        """Answer a tool call left pending (its answer was stopped while it waited)."""
+        """Answer a pending tool call: give the decision to its parked answer, or,
+        when its answer was stopped, have the session answer it
+        (:meth:`kai_core.session.Session.decide_pending`) and render what follows."""
         if await self.settle_put_off(tool_call_id, decision):
             return
-        from .shell.pending import decide_pending
-
-        await decide_pending(self, tool_call_id, decision)
+        session = self.session
+        assert session is not None
+        request = session.pending[tool_call_id]
+        await self._render_stream(None, aclosing(session.decide_pending(tool_call_id, decision)))
+        if request.transport == "agent":
+            self.dim(f"{request.tool_name}: answer sent; the server goes on with the answer")
+            return
+        waiting = [i for i, r in session.pending.items() if r.transport == "v6"]
+        if waiting:
+            self.dim(f"still to decide before the answer goes on: {', '.join(waiting)}")
 
     async def render_stream(self, text: str | None, opened: Any) -> None:
         """Render the events of an ``async with``-able event stream like an answer."""

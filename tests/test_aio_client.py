@@ -592,6 +592,36 @@ def test_session_asks_on_the_event_loop(emu: EmulatorThread, tmp_path: Path) -> 
     assert any(r.type == "approval" for r in log.events())
 
 
+def test_session_answers_a_call_left_pending(tmp_path: Path) -> None:
+    from kai_core.aio import Session
+    from kai_core.policy import ApprovalDecision, ApprovalRequest
+
+    log = EventLog(tmp_path / "kai.db")
+
+    async def main() -> tuple[list[str], list[Event]]:
+        async def ask(request: ApprovalRequest) -> ApprovalDecision:
+            await asyncio.Event().wait()  # a user who does not answer
+            raise AssertionError("unreachable")
+
+        async with KaiClient(**running.client_options(), log=log) as client:
+            session = Session(client, ask=ask)
+            async with session.stream("create a bucket called later") as events:
+                async for event in events:
+                    if event.type == "tool-approval-request":
+                        break  # the answer is stopped while the tool waits
+            pending = list(session.pending)
+            decided = session.decide_pending(pending[0], ApprovalDecision.approve())
+            return pending, [e async for e in decided]
+
+    with emulator_thread(backend="assistant") as running:
+        pending, events = asyncio.run(main())
+        assert "in.c-later" in running.run(lambda: dict(running.emulator.state.buckets))
+    assert pending == ["call_000001"]
+    assert events[0].type == "approval-decision" and events[0].decided_by == "user"
+    assert events[-1].type == "finish"
+    assert [r.type for r in log.events() if r.origin == "client"].count("approval") == 1
+
+
 def test_session_without_ask_rejects(agent: EmulatorThread) -> None:
     from kai_core.aio import Session
 

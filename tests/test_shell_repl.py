@@ -378,6 +378,46 @@ async def test_calls_left_pending_by_ctrl_c_are_answered_later(
     assert decided == [("call_000001", True), ("call_000002", False)]
 
 
+@pytest.mark.parametrize("backend", ["agent", "assistant"])
+async def test_a_call_left_by_a_stopped_answer_is_answered_though_the_log_fails(
+    tmp_path: Path, pipe: PipeInput, backend: str
+) -> None:
+    from kai_core.exceptions import KaiLogError
+    from kai_core.testing import open_emulator
+
+    async with open_emulator(backend=backend) as emulator:
+        shell, out = make_shell(tmp_path, pipe, emulator)
+
+        def log_fails(*_: Any, **__: Any) -> None:
+            raise KaiLogError("cannot write the event log: disk is full", code="log:io")
+
+        def stop_at_the_request(text: str) -> None:
+            if "waits for approval" in text:  # stopped while it streamed, not at the question
+                out.on_write = fail_the_log
+                shell.interrupt()
+
+        def fail_the_log(text: str) -> None:
+            if "stopped (Ctrl-C)" in text:  # from now on, as if the disk were full
+                out.on_write = None
+                assert shell.client is not None and shell.client.log is not None
+                shell.client.log.append = log_fails  # type: ignore[method-assign]
+
+        out.on_write = stop_at_the_request
+        await run(shell, pipe, "create a bucket called b1", "/approve", "/quit")
+        assert "in.c-b1" in emulator.state.buckets
+    text = out.getvalue()
+    stopped = text.index("stopped (Ctrl-C)")
+    # The decision was the first record the log could not take: reported, and answered.
+    assert text.index("the event log is off for the rest of this run") > stopped
+    assert "create_bucket approved by user" in text[stopped:]
+    if backend == "assistant":
+        assert "Done: bucket in.c-b1 was created." in text  # the continuation streamed
+    else:
+        assert "create_bucket: answer sent; the server goes on with the answer" in text
+    assert "error" not in text
+    assert shell.state.pending == ()
+
+
 async def test_a_settled_answer_is_going_on_before_its_task_runs() -> None:
     # The prompt follows the answer right after /approve: were the answer
     # still marked parked until its task next ran (trio picks the order),

@@ -107,6 +107,17 @@ class Session:
         finally:
             await events.aclose()
 
+    def decide_pending(self, tool_call_id: str, decision: ApprovalDecision) -> EventStream:
+        """Answer a call left pending after its answer was stopped; what follows.
+
+        Like :meth:`kai_core.Session.decide_pending`: the decision is logged and
+        sent (kai-assistant: with the other pending calls of the message, once
+        all are decided), then the continuation streams, if there is one.
+
+        :raises KeyError: no pending call ``tool_call_id``.
+        """
+        return EventStream(self._portal, self._session.decide_pending(tool_call_id, decision))
+
     async def decide(self, event: ToolApprovalRequestEvent) -> ApprovalDecision:
         """Ask the policies, then the user; fail closed. Does not log or answer."""
         return await self._portal.call(lambda: self._session.decide(event))
