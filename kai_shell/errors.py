@@ -35,7 +35,25 @@ import click
 
 from kai_core.sanitize import for_terminal
 
-__all__ = ["EXIT_CODES", "exit_code_for", "fail", "reported", "require_extra", "run_trio"]
+__all__ = [
+    "EXIT_CODES",
+    "UsageError",
+    "exit_code_for",
+    "fail",
+    "reported",
+    "require_extra",
+    "run_trio",
+]
+
+
+class UsageError(Exception):
+    """A problem the user can fix: printed as one line, exit code ``code``
+    (also importable from :mod:`kai_shell.runtime`, which raises most of them)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 EXIT_CODES = {
     "ok": 0,
@@ -161,8 +179,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 def _report(exc: BaseException, debug: bool | None) -> NoReturn:
     """Report one failure (called while it is being handled) and exit."""
     from kai_core.exceptions import KaiError
-
-    from .runtime import UsageError
 
     if isinstance(exc, UsageError):
         _maybe_traceback(debug)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import UsageError, require_extra
+
 if TYPE_CHECKING:
     from kai_core.client import KaiClient
     from kai_core.log import EventLog
@@ -27,14 +29,6 @@ if TYPE_CHECKING:
     from kai_core.session import Session
 
 __all__ = ["Options", "Runtime", "UsageError", "load_env_file"]
-
-
-class UsageError(Exception):
-    """A problem the user can fix: printed as one line, exit code ``code``."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def load_env_file(path: Path = Path(".env.local"), warn: Any = None) -> None:
@@ -200,8 +194,6 @@ class Runtime:
                 return
         except TelemetryConfigError as exc:
             raise UsageError(str(exc), code=3) from None
-        from .errors import require_extra
-
         require_extra("otel", f"telemetry ({ENABLE_ENV})")
         register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
 
