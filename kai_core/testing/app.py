@@ -192,7 +192,7 @@ class EmulatorApp:
             Route("/api/chat/{chat_id}/approval", guarded(self.approval), methods=["POST"]),
             Route("/api/history", guarded(self.history), methods=["GET"]),
         ]
-        for path, methods, handler in extra_routes(self):
+        for path, methods, handler in extra_routes(self.state, self.tools):
             routes.append(Route(path, guarded(handler), methods=methods))
         return routes
 

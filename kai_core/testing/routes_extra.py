@@ -2,12 +2,14 @@
 
 Each handler takes ``(request, user_id)``; authentication and fault
 injection happen in :class:`kai_core.testing.app.EmulatorApp` around them.
+The handlers read and change only the emulator's state and its tools, which
+is all :func:`extra_routes` is given.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,8 @@ from .errors import ApiError, json_body
 from .state import iso
 
 if TYPE_CHECKING:
-    from .app import EmulatorApp
+    from .state import EmulatorState
+    from .tools import Tool
 
 __all__ = ["extra_routes"]
 
@@ -27,26 +30,52 @@ _PERMISSIONS = ("always_allow", "always_ask", "blocked")
 _CONTEXTS = ("dashboard", "job-detail", "configuration-detail")
 
 
-def extra_routes(app: EmulatorApp) -> list[tuple[str, list[str], Handler]]:  # noqa: C901 - one nested handler per route; to be split with the import-cycle work
-    """``(path, methods, handler)`` for every route defined here."""
+def extra_routes(
+    state: EmulatorState, tools: Mapping[str, Tool]
+) -> list[tuple[str, list[str], Handler]]:
+    """``(path, methods, handler)`` for every route defined here.
 
-    async def get_votes(request: Request, user_id: str) -> Response:
+    :param state: the emulator's state (chats, votes, settings), read and changed.
+    :param tools: the emulator's tools by name (read when asked; tools added later show).
+    """
+    routes = _ExtraRoutes(state, tools)
+    return [
+        ("/api/vote", ["GET"], routes.get_votes),
+        ("/api/vote", ["PATCH"], routes.patch_vote),
+        ("/api/usage", ["GET"], routes.usage),
+        ("/api/settings", ["GET"], routes.get_settings),
+        ("/api/settings", ["PATCH"], routes.patch_settings),
+        ("/api/settings/user", ["GET"], routes.get_user_settings),
+        ("/api/settings/user", ["PATCH"], routes.patch_user_settings),
+        ("/api/settings/tools", ["GET"], routes.list_tools),
+        ("/api/suggestions", ["POST"], routes.suggestions),
+    ]
+
+
+class _ExtraRoutes:
+    """The handlers, over the state and the tools they share."""
+
+    def __init__(self, state: EmulatorState, tools: Mapping[str, Tool]) -> None:
+        self.state = state
+        self.tools = tools
+
+    async def get_votes(self, request: Request, user_id: str) -> Response:
         chat_id = request.query_params.get("chatId")
         if not chat_id:
             raise ApiError("bad_request:api", "Parameter chatId is required.")
-        chat = app.state.chats.get(chat_id)
+        chat = self.state.chats.get(chat_id)
         if chat is None:
             raise ApiError("not_found:chat")
         if chat.user_id != user_id:
             raise ApiError("forbidden:vote")
         votes = [
             {"chatId": chat.id, "messageId": mid, "isUpvoted": up}
-            for (cid, mid), up in app.state.votes.items()
+            for (cid, mid), up in self.state.votes.items()
             if cid == chat.id
         ]
         return JSONResponse(votes)
 
-    async def patch_vote(request: Request, user_id: str) -> Response:
+    async def patch_vote(self, request: Request, user_id: str) -> Response:
         body = await json_body(request)
         chat_id, message_id, kind = body.get("chatId"), body.get("messageId"), body.get("type")
         if (
@@ -55,53 +84,53 @@ def extra_routes(app: EmulatorApp) -> list[tuple[str, list[str], Handler]]:  # n
             or kind not in ("up", "down")
         ):
             raise ApiError("bad_request:api", "chatId, messageId and type (up|down) are required.")
-        chat = app.state.chats.get(chat_id)
+        chat = self.state.chats.get(chat_id)
         if chat is None:
             raise ApiError("not_found:vote")
         if chat.user_id != user_id:
             raise ApiError("forbidden:vote")
-        app.state.votes[(chat_id, message_id)] = kind == "up"
+        self.state.votes[(chat_id, message_id)] = kind == "up"
         return PlainTextResponse("Message voted")
 
-    async def usage(request: Request, user_id: str) -> Response:
+    async def usage(self, request: Request, user_id: str) -> Response:
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
         return JSONResponse(
             {
-                "messagesUsed": app.state.messages_used.get(user_id, 0),
-                "messagesLimit": app.state.messages_limit,
+                "messagesUsed": self.state.messages_used.get(user_id, 0),
+                "messagesLimit": self.state.messages_limit,
                 "resetDate": iso(tomorrow),
             }
         )
 
-    def project_settings() -> dict[str, Any]:
-        body: dict[str, Any] = {"projectId": app.state.project_id}
-        if app.state.custom_instructions is not None:
-            body["customInstructions"] = app.state.custom_instructions
-        body["createdAt"] = iso(app.state.settings_created)
-        body["updatedAt"] = iso(app.state.settings_updated)
+    def project_settings(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"projectId": self.state.project_id}
+        if self.state.custom_instructions is not None:
+            body["customInstructions"] = self.state.custom_instructions
+        body["createdAt"] = iso(self.state.settings_created)
+        body["updatedAt"] = iso(self.state.settings_updated)
         return body
 
-    async def get_settings(request: Request, user_id: str) -> Response:
-        return JSONResponse(project_settings())
+    async def get_settings(self, request: Request, user_id: str) -> Response:
+        return JSONResponse(self.project_settings())
 
-    async def patch_settings(request: Request, user_id: str) -> Response:
+    async def patch_settings(self, request: Request, user_id: str) -> Response:
         body = await json_body(request)
         if "customInstructions" in body:
             value = body["customInstructions"]
             if value is not None and not isinstance(value, str):
                 raise ApiError("bad_request:api", "customInstructions must be a string or null.")
-            app.state.custom_instructions = value
-            app.state.settings_updated = datetime.now(UTC)
-        return JSONResponse(project_settings())
+            self.state.custom_instructions = value
+            self.state.settings_updated = datetime.now(UTC)
+        return JSONResponse(self.project_settings())
 
-    def user_settings(user_id: str) -> dict[str, Any]:
-        stored = app.state.user_settings.setdefault(
+    def user_settings(self, user_id: str) -> dict[str, Any]:
+        stored = self.state.user_settings.setdefault(
             user_id,
             {"toolPermissions": {}, "createdAt": datetime.now(UTC), "updatedAt": datetime.now(UTC)},
         )
-        body: dict[str, Any] = {"userId": user_id, "projectId": app.state.project_id}
+        body: dict[str, Any] = {"userId": user_id, "projectId": self.state.project_id}
         if stored.get("customInstructions") is not None:
             body["customInstructions"] = stored["customInstructions"]
         body["toolPermissions"] = dict(stored["toolPermissions"])
@@ -109,15 +138,15 @@ def extra_routes(app: EmulatorApp) -> list[tuple[str, list[str], Handler]]:  # n
         body["updatedAt"] = iso(stored["updatedAt"])
         return body
 
-    async def get_user_settings(request: Request, user_id: str) -> Response:
-        return JSONResponse(user_settings(user_id))
+    async def get_user_settings(self, request: Request, user_id: str) -> Response:
+        return JSONResponse(self.user_settings(user_id))
 
-    async def patch_user_settings(request: Request, user_id: str) -> Response:
+    async def patch_user_settings(self, request: Request, user_id: str) -> Response:
         body = await json_body(request)
         if not {"customInstructions", "toolPermissions"} & body.keys():
             raise ApiError("bad_request:api", "Nothing to update.")
-        user_settings(user_id)  # creates the defaults
-        stored = app.state.user_settings[user_id]
+        self.user_settings(user_id)  # creates the defaults
+        stored = self.state.user_settings[user_id]
         if "customInstructions" in body:
             value = body["customInstructions"]
             if value is not None and not isinstance(value, str):
@@ -135,12 +164,12 @@ def extra_routes(app: EmulatorApp) -> list[tuple[str, list[str], Handler]]:  # n
                     f"toolPermissions values must be one of {', '.join(_PERMISSIONS)}.",
                 )
         stored["updatedAt"] = datetime.now(UTC)
-        return JSONResponse(user_settings(user_id))
+        return JSONResponse(self.user_settings(user_id))
 
-    async def tools(request: Request, user_id: str) -> Response:
-        return JSONResponse({"tools": [t.info() for t in app.tools.values()]})
+    async def list_tools(self, request: Request, user_id: str) -> Response:
+        return JSONResponse({"tools": [t.info() for t in self.tools.values()]})
 
-    async def suggestions(request: Request, user_id: str) -> Response:
+    async def suggestions(self, request: Request, user_id: str) -> Response:
         body = await json_body(request)
         context, data = body.get("context"), body.get("data")
         if context not in _CONTEXTS or not isinstance(data, dict):
@@ -169,15 +198,3 @@ def extra_routes(app: EmulatorApp) -> list[tuple[str, list[str], Handler]]:  # n
                 "suggestionSessionId": f"{seed[:8]}-{seed[8:12]}-4{seed[13:16]}-8{seed[17:20]}-{seed[20:32]}",
             }
         )
-
-    return [
-        ("/api/vote", ["GET"], get_votes),
-        ("/api/vote", ["PATCH"], patch_vote),
-        ("/api/usage", ["GET"], usage),
-        ("/api/settings", ["GET"], get_settings),
-        ("/api/settings", ["PATCH"], patch_settings),
-        ("/api/settings/user", ["GET"], get_user_settings),
-        ("/api/settings/user", ["PATCH"], patch_user_settings),
-        ("/api/settings/tools", ["GET"], tools),
-        ("/api/suggestions", ["POST"], suggestions),
-    ]
