@@ -56,6 +56,7 @@ from .shell.answer import Deferred, RunningAnswer
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
 from .shell.builtins import BUILTINS
 from .shell.commands import ShellCommand
+from .shell.context import ShellContext
 from .shell.keys import QUIT_HINT
 from .shell.prompt import build_prompt
 from .shell.state import ChatEntry, ShellState
@@ -70,6 +71,8 @@ if TYPE_CHECKING:
     from kai_core.client import KaiClient
     from kai_core.log import EventLog
     from kai_core.session import Session
+
+    from .converse import AnswerRenderer
 
 __all__ = ["Shell", "main", "run_shell", "run_shell_async"]
 
@@ -93,9 +96,10 @@ class Shell:
     :param handle_sigint: own SIGINT while the shell runs (needs the main thread).
     :param welcome: lines shown after the greeting (``kai demo``'s things to try).
 
-    Plugin commands get this object: :meth:`echo`, :meth:`warn`,
+    Commands (built-in and plugins') get this object, as a
+    :class:`~kai_shell.shell.context.ShellContext`: :meth:`echo`, :meth:`warn`,
     :meth:`error`, :meth:`send`, :attr:`client` (None while offline),
-    :attr:`log` (None with ``--no-log``), :attr:`session`, :attr:`state`.
+    :attr:`log` (None with ``--no-log``), :attr:`session`, :attr:`state`, ...
     """
 
     def __init__(
@@ -171,7 +175,7 @@ class Shell:
                 except ValueError as exc:
                     self.warn(f"plugin {plugin!r}: {exc}; its command is ignored")
 
-    def _make_renderer(self) -> Any:
+    def _make_renderer(self) -> AnswerRenderer:
         from kai_core.render import GuardedRenderer
         from kai_plugins.renderers.plain import PlainRenderer
 
@@ -718,6 +722,10 @@ class Shell:
     async def render_stream(self, text: str | None, opened: Any) -> None:
         """Render the events of an ``async with``-able event stream like an answer."""
         await self._render_stream(text, opened)
+
+
+_SHELL_IS_A_COMMAND_CONTEXT: type[ShellContext] = Shell
+"""Checked by mypy: ``Shell`` gives its commands all :class:`ShellContext` promises."""
 
 
 # -- helpers -------------------------------------------------------------------------

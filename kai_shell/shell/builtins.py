@@ -1,7 +1,7 @@
 """The built-in slash commands of ``kai-shell``.
 
 Each is an async ``handler(shell, args)`` registered on :data:`BUILTINS`
-with its usage string (which drives ``/help`` and completion). Commands
+(``shell`` a :class:`~.context.ShellContext`) with its usage string (which drives ``/help`` and completion). Commands
 that read the log work offline; those marked ``needs_server`` say so
 instead of running while the shell is offline.
 """
@@ -27,7 +27,7 @@ from .editor import EditorError, edit_text
 from .state import ChatEntry
 
 if TYPE_CHECKING:
-    from ..repl import Shell
+    from .context import ShellContext
 
 __all__ = ["BUILTINS"]
 
@@ -46,7 +46,7 @@ def _when(ts: float | None) -> str:
         return "?"  # out of what a date can show (an old import)
 
 
-def _need_log(shell: Shell) -> Any:
+def _need_log(shell: ShellContext) -> Any:
     log = shell.log
     if log is None:
         shell.error("the event log is off (--no-log); this command reads it")
@@ -64,14 +64,14 @@ def _message_text(message: Any) -> str:
 
 
 @BUILTINS.command("new")
-async def new(shell: Shell, args: str) -> None:
+async def new(shell: ShellContext, args: str) -> None:
     """Start a new chat."""
     chat_id = shell.new_chat()
     shell.dim(f"new chat {chat_id}")
 
 
 @BUILTINS.command("chats", "[FILTER]")
-async def chats(shell: Shell, args: str) -> None:
+async def chats(shell: ShellContext, args: str) -> None:
     """List recorded chats (from the log; works offline), newest first."""
     log = _need_log(shell)
     if log is None:
@@ -96,7 +96,7 @@ async def chats(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("history", "[N]", needs_server=True)
-async def history(shell: Shell, args: str) -> None:
+async def history(shell: ShellContext, args: str) -> None:
     """List your chats on the server (N, default 20); /chats lists recorded ones."""
     assert shell.client is not None
     try:
@@ -118,7 +118,7 @@ async def history(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("open", "CHAT")
-async def open_chat(shell: Shell, args: str) -> None:
+async def open_chat(shell: ShellContext, args: str) -> None:
     """Switch to a chat and show it (from the log, else from the server)."""
     chat_id = shell.resolve_chat(args)
     if chat_id is None:
@@ -153,7 +153,7 @@ async def open_chat(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("delete", "CHAT", needs_server=True)
-async def delete(shell: Shell, args: str) -> None:
+async def delete(shell: ShellContext, args: str) -> None:
     """Delete a chat on the server (the recorded copy stays in the log)."""
     assert shell.client is not None
     chat_id = shell.resolve_chat(args)
@@ -176,7 +176,7 @@ async def delete(shell: Shell, args: str) -> None:
 # -- the log ------------------------------------------------------------------------
 
 
-async def _show(shell: Shell, chat_id: str, *, speed: float | None) -> None:
+async def _show(shell: ShellContext, chat_id: str, *, speed: float | None) -> None:
     """Render a recorded chat, user messages included, instantly or at its pace."""
     log = shell.log
     assert log is not None
@@ -216,7 +216,7 @@ async def _show(shell: Shell, chat_id: str, *, speed: float | None) -> None:
 
 
 @BUILTINS.command("replay", "CHAT [SPEED]")
-async def replay(shell: Shell, args: str) -> None:
+async def replay(shell: ShellContext, args: str) -> None:
     """Replay a recorded chat at its pace (SPEED 2 = twice as fast, 0 = at once)."""
     if _need_log(shell) is None:
         return
@@ -241,7 +241,7 @@ async def replay(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("search", "QUERY...")
-async def search(shell: Shell, args: str) -> None:
+async def search(shell: ShellContext, args: str) -> None:
     """Search every recorded chat: your words, answers, tool names and tool data."""
     log = _need_log(shell)
     if log is None:
@@ -267,7 +267,7 @@ async def search(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("export", "CHAT [FILE]")
-async def export(shell: Shell, args: str) -> None:
+async def export(shell: ShellContext, args: str) -> None:
     """Export a chat as Markdown (or JSON lines when FILE ends in .jsonl); no FILE: print it."""
     log = _need_log(shell)
     if log is None:
@@ -294,7 +294,7 @@ def _export_to_file(log: Any, chat_id: str, file: str) -> str:
 
 
 @BUILTINS.command("copy", "[FILE]")
-async def copy(shell: Shell, args: str) -> None:
+async def copy(shell: ShellContext, args: str) -> None:
     """Copy the last answer to FILE, or to the terminal's clipboard (OSC 52)."""
     text = shell.state.last_answer
     if not text and shell.log is not None and shell.state.chat_id:
@@ -326,7 +326,7 @@ async def copy(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("edit")
-async def edit(shell: Shell, args: str) -> None:
+async def edit(shell: ShellContext, args: str) -> None:
     """Compose a message in $EDITOR, then send it (Ctrl-X Ctrl-E edits the line instead)."""
     try:
         text = await trio.to_thread.run_sync(edit_text, args)
@@ -340,7 +340,7 @@ async def edit(shell: Shell, args: str) -> None:
     await shell.send(text)
 
 
-def _pending_target(shell: Shell, words: list[str], *, approved: bool) -> str | None:
+def _pending_target(shell: ShellContext, words: list[str], *, approved: bool) -> str | None:
     session = shell.session
     pending = list(session.pending) if session is not None else []
     if not pending:
@@ -358,7 +358,7 @@ def _pending_target(shell: Shell, words: list[str], *, approved: bool) -> str | 
 
 
 @BUILTINS.command("approve", "[TOOL_CALL]", needs_server=True)
-async def approve(shell: Shell, args: str) -> None:
+async def approve(shell: ShellContext, args: str) -> None:
     """Approve the pending tool call (the only one, or the one named)."""
     target = _pending_target(shell, split_args(args), approved=True)
     if target is not None:
@@ -366,7 +366,7 @@ async def approve(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("deny", "[TOOL_CALL] [REASON]", needs_server=True)
-async def deny(shell: Shell, args: str) -> None:
+async def deny(shell: ShellContext, args: str) -> None:
     """Deny the pending tool call (the only one, or the one named), with a reason for Kai."""
     words = split_args(args)
     target = _pending_target(shell, words, approved=False)
@@ -376,7 +376,7 @@ async def deny(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("vote", "up|down [MESSAGE]", needs_server=True)
-async def vote(shell: Shell, args: str) -> None:
+async def vote(shell: ShellContext, args: str) -> None:
     """Vote on an answer (the last one unless MESSAGE is given)."""
     assert shell.client is not None
     words = split_args(args)
@@ -401,7 +401,7 @@ async def vote(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("ping", needs_server=True)
-async def ping(shell: Shell, args: str) -> None:
+async def ping(shell: ShellContext, args: str) -> None:
     """Check that the server answers (and how fast)."""
     took = await shell.check_server()
     if took is None:
@@ -411,7 +411,7 @@ async def ping(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("reconnect")
-async def reconnect(shell: Shell, args: str) -> None:
+async def reconnect(shell: ShellContext, args: str) -> None:
     """Try to reach the server now (the shell also retries by itself while offline)."""
     if shell.client is None and not await shell.reconnect():
         shell.error(f"still offline ({shell.state.server_note})")
@@ -424,7 +424,7 @@ async def reconnect(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("info", needs_server=True)
-async def info(shell: Shell, args: str) -> None:
+async def info(shell: ShellContext, args: str) -> None:
     """Show the server's name, version, uptime and MCP connections."""
     assert shell.client is not None
     data = await shell.client.info()
@@ -444,7 +444,7 @@ async def info(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("permissions", "[TOOL]")
-async def permissions(shell: Shell, args: str) -> None:
+async def permissions(shell: ShellContext, args: str) -> None:
     """Show the permission rules and, online, Kai's own tool settings; with TOOL, its verdict."""
     from kai_core.permissions import ACTIONS
 
@@ -486,7 +486,7 @@ async def permissions(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("why")
-async def why(shell: Shell, args: str) -> None:
+async def why(shell: ShellContext, args: str) -> None:
     """Explain the last approval decision: the tool, the verdict and who made it."""
     from kai_core.audit import Attribution
 
@@ -505,7 +505,7 @@ async def why(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("plugins")
-async def plugins(shell: Shell, args: str) -> None:
+async def plugins(shell: ShellContext, args: str) -> None:
     """List the plugins, their hooks, and the shell commands they add."""
     for row in shell.runtime.plugins.listing():
         hooks = ", ".join(row["hooks"]) or "no hooks"
@@ -517,7 +517,7 @@ async def plugins(shell: Shell, args: str) -> None:
 
 
 @BUILTINS.command("help", "[COMMAND]", aliases=("?",))
-async def help_(shell: Shell, args: str) -> None:
+async def help_(shell: ShellContext, args: str) -> None:
     """List the commands, or explain one."""
     if args.strip():
         shell.echo(shell.registry.help_text(args.strip()))
@@ -530,11 +530,11 @@ async def help_(shell: Shell, args: str) -> None:
     )
     from .emulator import WORDS_HELP, on_emulator
 
-    if await on_emulator(shell):
+    if await on_emulator(shell.client):
         shell.dim(WORDS_HELP)
 
 
 @BUILTINS.command("quit", aliases=("exit", "q"))
-async def quit_(shell: Shell, args: str) -> None:
+async def quit_(shell: ShellContext, args: str) -> None:
     """Leave the shell (Ctrl-D too)."""
     shell.quitting = True

@@ -41,8 +41,9 @@ __all__ = [
 ]
 
 Handler = Callable[[Any, str], "Awaitable[None] | None"]
-"""``handler(shell, args)``: ``shell`` is the running :class:`kai_shell.repl.Shell`,
-``args`` the text after the command name. May be a plain or an async function."""
+"""``handler(shell, args)``: ``shell`` is the running shell (what a command may use
+of it: :class:`kai_shell.shell.context.ShellContext`), ``args`` the text after the
+command name. May be a plain or an async function."""
 
 # Argument names in usage strings and the kind of value they complete.
 ARG_KINDS: dict[str, str] = {

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import trio
 
 if TYPE_CHECKING:
-    from ..repl import Shell
+    from kai_core.client import KaiClient
 
 __all__ = ["TRY_FIRST", "WORDS_HELP", "on_emulator", "welcome"]
 
@@ -38,13 +38,14 @@ def welcome() -> str:
     return "\n".join(lines)
 
 
-async def on_emulator(shell: Shell) -> bool:
-    """True when the shell talks to the built-in emulator (its /api says so)."""
-    if shell.client is None:
+async def on_emulator(client: KaiClient | None) -> bool:
+    """True when ``client`` (a shell's; None offline) talks to the built-in emulator
+    (its /api says so)."""
+    if client is None:
         return False
     with trio.move_on_after(2):
         try:
-            info = await shell.client.info()
+            info = await client.info()
         except Exception:  # only decides whether to show a hint
             return False
         return "(emulator)" in (info.app_name or "")
