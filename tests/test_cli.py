@@ -24,7 +24,7 @@ import trio
 from kai_core.testing import Emulator
 from kai_shell.cli import COMMANDS
 
-from .test_cli_common import (
+from .cli_common import (
     DEVNULL,
     KAI,
     TOKEN,

@@ -14,7 +14,7 @@ import pytest
 
 from kai_core.testing import Emulator
 
-from .test_cli_common import TOKEN, Kai, chat_id_of, client_records, gather, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of, client_records, gather, kai_fixture
 
 
 @pytest.fixture

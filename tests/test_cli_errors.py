@@ -15,7 +15,7 @@ import pytest
 from kai_core.testing import Emulator
 from kai_shell.errors import EXIT_CODES
 
-from .test_cli_common import (
+from .cli_common import (
     TOKEN,
     WRONG_TOKEN,
     Kai,

@@ -18,7 +18,7 @@ from kai_core.log import EventLog
 from kai_core.testing import Emulator
 from kai_shell.commands.local import paced
 
-from .test_cli_common import TOKEN, WRONG_TOKEN, Kai, chat_id_of, client_records, kai_fixture
+from .cli_common import TOKEN, WRONG_TOKEN, Kai, chat_id_of, client_records, kai_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -248,7 +248,7 @@ async def test_hints_name_kai_as_it_was_started(kai: Kai) -> None:
 
     import trio
 
-    from .test_cli_common import KAI
+    from .cli_common import KAI
 
     venv_bin = str(Path(KAI).parent)
     off_path = os.pathsep.join(

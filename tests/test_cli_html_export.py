@@ -23,8 +23,8 @@ import trio
 
 from kai_core.testing import CallTool, Emulator, Say, Step, Tool
 
-from .test_browser_support import Page, Pixels, open_page
-from .test_cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .browser_support import Page, Pixels, open_page
+from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
 
 pytestmark = pytest.mark.e2e
 

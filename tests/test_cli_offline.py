@@ -25,7 +25,7 @@ import trio
 from kai_core.testing import Emulator, open_emulator
 from kai_shell.errors import EXIT_CODES
 
-from .test_cli_common import (
+from .cli_common import (
     DEVNULL,
     KAI,
     TOKEN,

@@ -22,7 +22,7 @@ import trio
 
 from kai_core.testing import Emulator, Say, open_emulator
 
-from .test_cli_common import (
+from .cli_common import (
     KAI,
     TOKEN,
     WRONG_TOKEN,

@@ -10,7 +10,7 @@ import pytest
 
 from kai_core.testing import Emulator
 
-from .test_cli_common import TOKEN, WRONG_TOKEN, Kai, closed_port_url, gather, kai_fixture
+from .cli_common import TOKEN, WRONG_TOKEN, Kai, closed_port_url, gather, kai_fixture
 
 CHECKS = ["token", "service-discovery", "ping", "info", "usage"]
 

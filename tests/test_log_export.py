@@ -13,7 +13,7 @@ import pytest
 from kai_core.exceptions import KaiLogError
 from kai_core.log import EventLog
 
-from .test_log_common import Recorder, dump_rows, new_log
+from .log_common import Recorder, dump_rows, new_log
 
 
 @pytest.fixture

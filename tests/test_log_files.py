@@ -18,8 +18,8 @@ from kai_core.exceptions import KaiLogError
 from kai_core.log import EventLog, private_output, write_private
 from kai_shell.errors import EXIT_CODES
 
-from .test_cli_common import Kai, kai_fixture
-from .test_log_common import Recorder, dump_rows
+from .cli_common import Kai, kai_fixture
+from .log_common import Recorder, dump_rows
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from kai_core.exceptions import KaiLogError
 from kai_core.log import APPLICATION_ID, MIGRATIONS, EventLog, LogRecord, StoredEvent
 
-from .test_log_common import Recorder, dump_rows, new_log, payloads
+from .log_common import Recorder, dump_rows, new_log, payloads
 
 
 @pytest.fixture

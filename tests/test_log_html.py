@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from kai_core.log import LARGE_TOOL_OUTPUT, EventLog, LocalChatDetail, render_html
 from kai_core.log._views import LocalChat, LocalMessage, LocalToolCall
 
-from .test_log_common import Recorder, new_log
+from .log_common import Recorder, new_log
 
 NS = "{http://www.w3.org/1999/xhtml}"
 SECRET = "kai-SECRET-7f3a9c41"

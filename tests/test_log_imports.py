@@ -31,8 +31,8 @@ from kai_core.log._validate import MAX_SEQ
 from kai_core.testing import Emulator
 from kai_shell.errors import EXIT_CODES
 
-from .test_cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
-from .test_log_common import Recorder, dump_rows
+from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .log_common import Recorder, dump_rows
 
 
 @pytest.fixture

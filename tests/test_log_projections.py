@@ -13,7 +13,7 @@ from kai_core.assemble import MessageAssembler
 from kai_core.chunks import decode_chunk
 from kai_core.log import EventLog, LogRecord
 
-from .test_log_common import Recorder, dump_rows, new_log, payloads
+from .log_common import Recorder, dump_rows, new_log, payloads
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from kai_core.chunks import decode_chunk
 from kai_core.events import ApprovalDecisionEvent, Event, TextEvent
 from kai_core.log import EventLog
 
-from .test_log_common import Recorder, new_log, payloads
+from .log_common import Recorder, new_log, payloads
 
 
 @pytest.fixture

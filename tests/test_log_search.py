@@ -11,7 +11,7 @@ import pytest
 from kai_core.exceptions import KaiLogError
 from kai_core.log import EventLog, safe_query
 
-from .test_log_common import Recorder, new_log
+from .log_common import Recorder, new_log
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_snippets_mark_stems_prefixes_and_raw_columns(
 
 
 async def test_kai_search_answers_on_a_message_with_200000_matches(tmp_path: Path) -> None:
-    from .test_cli_common import Kai
+    from .cli_common import Kai
 
     kai = Kai(tmp_path)
     with EventLog(kai.db) as log:

@@ -18,7 +18,7 @@ import pytest
 from kai_core.exceptions import KaiLogError
 from kai_core.log import APPLICATION_ID, MIGRATIONS, EventLog, LogRecord, default_log_path
 
-from .test_log_common import new_log
+from .log_common import new_log
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from mcp.client.stdio import stdio_client
 from kai_core.log import EventLog
 from kai_core.testing import Emulator
 
-from .test_cli_common import KAI, TOKEN, Kai, client_records, kai_fixture
+from .cli_common import KAI, TOKEN, Kai, client_records, kai_fixture
 
 pytestmark = pytest.mark.e2e
 

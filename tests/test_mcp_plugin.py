@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 
 from kai_core.testing import Emulator
 
-from .test_cli_common import KAI, TOKEN, Kai
+from .cli_common import KAI, TOKEN, Kai
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKETPLACE = ROOT / ".claude-plugin" / "marketplace.json"

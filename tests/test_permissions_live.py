@@ -23,7 +23,7 @@ from kai_core.session import NO_TERMINAL_REASON, Session
 from kai_core.testing import Emulator
 from kai_plugins.policies import AUTO_APPROVE_PLUGIN, AutoApprove
 
-from .test_cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
 
 POLICY = """\
 [permissions]

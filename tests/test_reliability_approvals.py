@@ -38,7 +38,7 @@ from kai_core.testing import open_emulator
 from kai_plugins.policies import register_builtin_policies
 from kai_plugins.renderers import PlainRenderer
 
-from .test_reliability_support import (
+from .reliability_support import (
     KAI,
     SECRET,
     Backend,

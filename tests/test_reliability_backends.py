@@ -33,9 +33,9 @@ from kai_core.policy import ApprovalDecision, ApprovalRequest
 from kai_core.session import Session
 from kai_core.testing import Emulator, open_emulator
 
-from .test_cli_common import TOKEN, Kai, Result, kai_fixture
+from .cli_common import TOKEN, Kai, Result, kai_fixture
+from .reliability_support import client_records, requests_to
 from .test_client_stream import Conn, Request, client_for, raw_server
-from .test_reliability_support import client_records, requests_to
 
 pytestmark = pytest.mark.reliability
 

@@ -32,7 +32,7 @@ from kai_core.exceptions import KaiStreamError
 from kai_core.log import EventLog
 
 from .conftest import FIXTURES
-from .test_reliability_support import client_records, server_payloads
+from .reliability_support import client_records, server_payloads
 
 pytestmark = pytest.mark.reliability
 

@@ -29,8 +29,7 @@ from kai_core.exceptions import KaiError, KaiStreamError
 from kai_core.log import EventLog
 from kai_core.testing import open_emulator
 
-from .test_client_stream import TOKEN, Conn, Request, client_for, fixture, raw_server
-from .test_reliability_support import (
+from .reliability_support import (
     KAI,
     client_records,
     frame_payloads,
@@ -39,6 +38,7 @@ from .test_reliability_support import (
     requests_to,
     server_payloads,
 )
+from .test_client_stream import TOKEN, Conn, Request, client_for, fixture, raw_server
 
 pytestmark = pytest.mark.reliability
 

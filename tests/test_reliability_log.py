@@ -28,7 +28,7 @@ from kai_core.exceptions import KaiLogError
 from kai_core.log import EventLog, LogRecord, StoredEvent
 from kai_core.testing import Say
 
-from .test_reliability_support import (
+from .reliability_support import (
     connected,
     integrity_ok,
     normalised,

@@ -27,7 +27,7 @@ from kai_core.events import event_to_json
 from kai_core.log import EventLog
 from kai_core.testing import Emulator, Say, open_emulator
 
-from .test_reliability_support import (
+from .reliability_support import (
     KAI,
     SECRET,
     frame_payloads,

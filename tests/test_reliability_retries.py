@@ -15,8 +15,8 @@ import trio.testing
 
 from kai_core.exceptions import KaiError, KaiStreamError
 
+from .reliability_support import Backend, connected, requests_to
 from .test_client_stream import Conn, Request, client_for, raw_server
-from .test_reliability_support import Backend, connected, requests_to
 
 pytestmark = pytest.mark.reliability
 

@@ -26,8 +26,7 @@ from kai_core.exceptions import KaiTimeoutError
 from kai_core.log import EventLog
 from kai_core.testing import Pause, Say, Step
 
-from .test_client_stream import Conn, Request, client_for, fixture, raw_server
-from .test_reliability_support import (
+from .reliability_support import (
     client_records,
     connected,
     integrity_ok,
@@ -35,6 +34,7 @@ from .test_reliability_support import (
     requests_to,
     server_payloads,
 )
+from .test_client_stream import Conn, Request, client_for, fixture, raw_server
 
 pytestmark = pytest.mark.reliability
 

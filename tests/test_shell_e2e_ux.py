@@ -88,7 +88,7 @@ async def test_ctrl_c_at_the_approval_question_then_approve_shows_the_rest(
 async def test_started_with_the_server_down_it_goes_online_when_it_is_back(
     tmp_path: Path, children: list[pexpect.spawn]
 ) -> None:
-    from .test_cli_common import closed_port_url
+    from .cli_common import closed_port_url
 
     url = closed_port_url()
     port = int(url.rsplit(":", 1)[1])
@@ -125,7 +125,7 @@ async def test_started_with_the_server_down_it_goes_online_when_it_is_back(
 async def test_demo_welcomes_and_help_lists_the_emulator_words(
     tmp_path: Path, children: list[pexpect.spawn]
 ) -> None:
-    from .test_cli_common import KAI
+    from .cli_common import KAI
 
     def dialogue() -> None:
         child = spawn(tmp_path, "demo", program=KAI)

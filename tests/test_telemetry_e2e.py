@@ -15,9 +15,9 @@ from kai_core.plugins import Plugins
 from kai_core.testing import Emulator, open_emulator
 from kai_plugins.telemetry import register_telemetry
 
+from .cli_common import TOKEN, Kai, closed_port_url, kai_fixture
 from .otlp_receiver import otlp_receiver
 from .telemetry_support import chat
-from .test_cli_common import TOKEN, Kai, closed_port_url, kai_fixture
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_ERROR = 2

@@ -1,6 +1,6 @@
 """Helpers shared by the reliability tests (issue 8); no tests of its own.
 
-Every ``tests/test_reliability*.py`` module imports from here: an emulator
+Every ``tests/test_reliability_*.py`` module imports from here: an emulator
 plus a client in one block, event normalisation (so two runs of the same
 scenario compare equal although their message ids differ), the log checks
 every fault test ends with, and a tally of what each fault test tried, which
@@ -20,15 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import pytest
 
 from kai_core.chunks import decode_chunk
 from kai_core.client import KaiClient
 from kai_core.events import Event, event_to_dict
 from kai_core.log import EventLog
 from kai_core.testing import Emulator, open_emulator
-
-pytestmark = pytest.mark.reliability
 
 Backend = Literal["agent", "assistant"]
 
