@@ -9,7 +9,7 @@ from kai_core._approvals import answer_parts
 from kai_core.api import ChatDetail
 from kai_core.exceptions import KaiError
 
-from .test_client_stream import Conn, Request, client_for, fixture, raw_server
+from .raw_server import Conn, Request, client_for, fixture, raw_server
 
 APPROVAL = {
     "id": "aitxt-1",

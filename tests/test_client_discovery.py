@@ -9,8 +9,7 @@ from kai_core.client import KaiClient
 from kai_core.discovery import KaiBackend, discover, parse_backend
 from kai_core.exceptions import KaiAuthenticationError, KaiConnectionError, KaiError
 
-from .test_client_retry import free_port
-from .test_client_stream import TOKEN, Conn, Request, raw_server
+from .raw_server import TOKEN, Conn, Request, free_port, raw_server
 
 
 def storage(services: list[dict[str, str]], status: int = 200):  # type: ignore[no-untyped-def]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import msgspec
 import pytest
 import trio
@@ -22,7 +20,7 @@ from kai_core.exceptions import (
     KaiTimeoutError,
 )
 
-from .test_client_stream import TOKEN, Conn, Request, client_for, raw_server
+from .raw_server import TOKEN, Conn, Request, client_for, free_port, raw_server
 
 PING = b'{"timestamp":"2026-01-01T00:00:00Z"}'
 
@@ -128,12 +126,6 @@ async def test_delete_and_suggestions_not_retried(autojump_clock: trio.abc.Clock
         with pytest.raises(KaiError):
             await client.get_suggestions("dashboard", {})
     assert len(server.requests) == 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_connection_refused_retried_then_raises(autojump_clock: trio.abc.Clock) -> None:

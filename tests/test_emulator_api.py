@@ -10,7 +10,7 @@ import pytest
 
 from kai_core.testing import Emulator
 
-from .test_emulator import chat_body, http, post_chat, send
+from .emulator_support import chat_body, http, post_chat, send
 
 
 def iso_ok(value: str) -> bool:

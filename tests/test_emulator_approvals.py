@@ -12,7 +12,7 @@ import trio
 
 from kai_core.testing import CallTool, Emulator, Say, Step, open_emulator
 
-from .test_emulator import (
+from .emulator_support import (
     approval_repost,
     chat_body,
     chunk_dicts,

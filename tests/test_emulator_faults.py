@@ -12,7 +12,7 @@ from kai_core.chunks import StartChunk, TextDeltaChunk, TextEndChunk, TextStartC
 from kai_core.exceptions import KaiStreamError
 from kai_core.testing import Emulator
 
-from .test_emulator import (
+from .emulator_support import (
     chat_body,
     chunk_dicts,
     fixture_payloads,

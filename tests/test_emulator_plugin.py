@@ -8,7 +8,7 @@ import pytest
 
 from kai_core.testing import CallTool, Emulator, Say, Step
 
-from .test_emulator import chat_body, chunk_dicts, http, send
+from .emulator_support import chat_body, chunk_dicts, http, send
 
 
 async def test_default_emulator_is_kai_agent_on_loopback(kai_emulator: Emulator) -> None:

@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
 import sys
 
 import httpx
 import pytest
 import trio
 
-from .test_emulator import chat_body, parse_frames, types
+from .emulator_support import chat_body, parse_frames, start_serve, stop, types
 
 pytestmark = pytest.mark.e2e
-
-
-async def start_serve(*args: str) -> tuple[trio.Process, str]:
-    """Start ``kai serve --port 0 ...``; return the process and its base URL."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "kai_shell", "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    output = b""
-    with trio.fail_after(20):
-        while b"\n" not in output:
-            data = await process.stdout.receive_some()
-            assert data, "kai serve exited before printing its URL"
-            output += data
-    match = re.search(r"on (http://127\.0\.0\.1:\d+);", output.decode())
-    assert match, output
-    assert f"STORAGE_API_URL={match.group(1)}" in output.decode()
-    return process, match.group(1)
-
-
-async def stop(process: trio.Process, sig: int = signal.SIGINT) -> tuple[int, bytes]:
-    """Ctrl-C (or another signal) the process; return its exit code and stderr."""
-    process.send_signal(sig)
-    assert process.stderr is not None
-    errors = b""
-    with trio.fail_after(10):
-        while data := await process.stderr.receive_some():
-            errors += data
-        code = await process.wait()
-    return code, errors
 
 
 async def test_kai_serve_runs_until_ctrl_c() -> None:

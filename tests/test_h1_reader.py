@@ -30,8 +30,8 @@ from kai_core.events import Event, FinishEvent, TextEvent
 from kai_core.exceptions import KaiStreamError
 from kai_core.testing import Emulator
 
-from .test_client_stream import TOKEN, Conn, RawServer, Request, client_for, fixture, raw_server
-from .test_emulator import chat_body, http, parse_frames
+from .emulator_support import chat_body, http, parse_frames
+from .raw_server import TOKEN, Conn, RawServer, Request, client_for, fixture, raw_server
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from .test_emulator_serve import start_serve, stop
+from .emulator_support import start_serve, stop
 
 pytestmark = [pytest.mark.network, pytest.mark.e2e]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_emulator_serve import start_serve, stop
+from .emulator_support import start_serve, stop
 
 pytestmark = pytest.mark.e2e
 

@@ -34,8 +34,8 @@ from kai_core.session import Session
 from kai_core.testing import Emulator, open_emulator
 
 from .cli_common import TOKEN, Kai, Result, kai_fixture
+from .raw_server import Conn, Request, client_for, raw_server
 from .reliability_support import client_records, requests_to
-from .test_client_stream import Conn, Request, client_for, raw_server
 
 pytestmark = pytest.mark.reliability
 

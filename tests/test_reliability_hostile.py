@@ -29,6 +29,7 @@ from kai_core.exceptions import KaiError, KaiStreamError
 from kai_core.log import EventLog
 from kai_core.testing import open_emulator
 
+from .raw_server import TOKEN, Conn, Request, client_for, fixture, raw_server
 from .reliability_support import (
     KAI,
     client_records,
@@ -38,7 +39,6 @@ from .reliability_support import (
     requests_to,
     server_payloads,
 )
-from .test_client_stream import TOKEN, Conn, Request, client_for, fixture, raw_server
 
 pytestmark = pytest.mark.reliability
 

@@ -24,8 +24,8 @@ from kai_core.exceptions import KaiStreamError
 from kai_core.log import EventLog
 from kai_core.sse import DEFAULT_MAX_EVENT_SIZE
 
+from .raw_server import Conn, Request, client_for, raw_server
 from .reliability_support import client_records, integrity_ok, server_payloads
-from .test_client_stream import Conn, Request, client_for, raw_server
 
 pytestmark = pytest.mark.reliability
 

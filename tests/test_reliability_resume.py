@@ -24,6 +24,7 @@ from kai_core.policy import ApprovalDecision, ApprovalRequest
 from kai_core.session import Session
 from kai_core.testing import Emulator, Say
 
+from .raw_server import Conn, Request, client_for, fixture, raw_server
 from .reliability_support import (
     client_records,
     connected,
@@ -33,7 +34,6 @@ from .reliability_support import (
     requests_to,
     server_payloads,
 )
-from .test_client_stream import Conn, Request, client_for, fixture, raw_server
 
 pytestmark = pytest.mark.reliability
 

@@ -15,8 +15,8 @@ import trio.testing
 
 from kai_core.exceptions import KaiError, KaiStreamError
 
+from .raw_server import Conn, Request, client_for, raw_server
 from .reliability_support import Backend, connected, requests_to
-from .test_client_stream import Conn, Request, client_for, raw_server
 
 pytestmark = pytest.mark.reliability
 

@@ -38,8 +38,8 @@ from kai_core.session import Session
 from kai_core.testing import Say, open_emulator
 from kai_core.testing.server import check_host
 
+from .raw_server import Conn, Request, raw_server
 from .reliability_support import KAI, SECRET, connected, kai_env, mode_of
-from .test_client_stream import Conn, Request, raw_server
 from .test_reliability_decoding import run, split_at
 from .test_shell_e2e import in_thread, online_args, quit_shell, say, spawn
 

@@ -23,8 +23,8 @@ import pytest
 from kai_core.testing import CallTool, Emulator, Say, Step, Tool, ToolResult, open_emulator
 
 from .cli_common import TOKEN, Kai, chat_id_of, kai_fixture
+from .raw_server import Conn, Request, raw_server
 from .test_cli_pty import APPROVE, Terminal, in_thread
-from .test_client_stream import Conn, Request, raw_server
 from .test_shell_e2e import online_args, quit_shell, say, spawn
 
 pytestmark = pytest.mark.reliability

@@ -26,6 +26,7 @@ from kai_core.exceptions import KaiTimeoutError
 from kai_core.log import EventLog
 from kai_core.testing import Pause, Say, Step
 
+from .raw_server import Conn, Request, client_for, fixture, raw_server
 from .reliability_support import (
     client_records,
     connected,
@@ -34,7 +35,6 @@ from .reliability_support import (
     requests_to,
     server_payloads,
 )
-from .test_client_stream import Conn, Request, client_for, fixture, raw_server
 
 pytestmark = pytest.mark.reliability
 
