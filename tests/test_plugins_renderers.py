@@ -17,7 +17,7 @@ from kai_plugins.renderers import JsonRenderer, MarkdownRenderer, PlainRenderer
 from kai_plugins.renderers import markdown as markdown_module
 from kai_plugins.renderers._common import preview
 
-from .test_assemble import EXPECTED, assemble
+from .assemble_support import EXPECTED, assemble
 
 
 class TtyStream(io.StringIO):
