@@ -9,21 +9,25 @@ every fault test ends with, and a tally of what each fault test tried, which
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import msgspec
+import trio
 
 from kai_core.chunks import decode_chunk
 from kai_core.client import KaiClient
 from kai_core.events import Event, event_to_dict
+from kai_core.exceptions import KaiStreamError
 from kai_core.log import EventLog
 from kai_core.testing import Emulator, open_emulator
 
@@ -137,3 +141,69 @@ def kai_env(home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+# -- the decoding path without sockets (test_reliability_decoding, _secrets) ---------------
+
+_ids = itertools.count()
+
+
+class _Reads(httpx.AsyncByteStream):
+    def __init__(self, reads: Sequence[bytes]) -> None:
+        self.reads = reads
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            if read:
+                yield read
+
+
+class _Serve(httpx.AsyncBaseTransport):
+    """An httpx transport answering every request with these reads."""
+
+    def __init__(self, reads: Sequence[bytes]) -> None:
+        self.reads = reads
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=_Reads(self.reads)
+        )
+
+
+class Outcome(msgspec.Struct):
+    events: list[Event]
+    error: KaiStreamError | None
+    chat_id: str
+
+
+def run(
+    reads: Sequence[bytes], log: EventLog | None = None, token: str = "t", **options: object
+) -> Outcome:
+    """Stream these reads through a real client; only KaiStreamError may come out."""
+    chat_id = f"chat-{next(_ids)}"
+
+    async def main() -> Outcome:
+        events: list[Event] = []
+        client = KaiClient(
+            token, "https://s", "http://kai.test", transport=_Serve(reads), log=log, **options
+        )  # type: ignore[arg-type]
+        async with client:
+            try:
+                async for event in client.send_message(chat_id, "hi"):
+                    events.append(event)
+            except KaiStreamError as exc:
+                assert exc.events_delivered == len(events)
+                return Outcome(events, exc, chat_id)
+        return Outcome(events, None, chat_id)
+
+    return trio.run(main)
+
+
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    reads, start = [], 0
+    for p in points:
+        reads.append(data[start:p])
+        start = p
+    reads.append(data[start:])
+    return reads

@@ -13,9 +13,7 @@ import os
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,13 +30,7 @@ from .cli_common import (
     chat_id_of,
     client_records,
     gather,
-    kai_fixture,
 )
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

@@ -6,20 +6,13 @@ rules file, rejection when no one can be asked, and a broken rules file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kai_core.testing import Emulator
 
-from .cli_common import TOKEN, Kai, chat_id_of, client_records, gather, kai_fixture
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
+from .cli_common import TOKEN, Kai, chat_id_of, client_records, gather
 
 
 @pytest.fixture(params=["agent", "assistant"])

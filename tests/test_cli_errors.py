@@ -6,8 +6,6 @@ Faults come from the emulator's knobs (``kai_emulator.faults``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,13 +21,7 @@ from .cli_common import (
     client_records,
     closed_port_url,
     gather,
-    kai_fixture,
 )
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,12 @@ from kai_core.log import EventLog
 from kai_core.testing import Emulator
 from kai_shell.commands.local import paced
 
-from .cli_common import TOKEN, WRONG_TOKEN, Kai, chat_id_of, client_records, kai_fixture
+from .cli_common import TOKEN, WRONG_TOKEN, Kai, chat_id_of, client_records
 
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parent.parent
 DATE_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import trio
 from kai_core.testing import CallTool, Emulator, Say, Step, Tool
 
 from .browser_support import Page, Pixels, open_page
-from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of, gather
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +50,6 @@ FIND = """(() => {
     output: box(find("details.tool pre", "in.c-main.customers")),
   };
 })()""".replace("WRITE_DONE", json.dumps(WRITE_DONE)).replace("ANSWER", json.dumps(ANSWER))
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

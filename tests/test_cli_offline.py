@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +32,7 @@ from .cli_common import (
     chat_id_of,
     closed_port_url,
     gather,
-    kai_fixture,
 )
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

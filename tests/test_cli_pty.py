@@ -4,117 +4,31 @@ confirmations of ``delete-chat`` and ``log forget``, and ``kai shell`` /
 ``kai demo`` opening the shell.
 
 The emulator runs in the test's trio loop; each dialogue, which blocks, runs
-in a worker thread. Everything a terminal showed is checked for the token.
+in a worker thread. Everything a terminal showed is checked for the token
+(``pty_support.Terminal``).
 """
 
 from __future__ import annotations
 
-import io
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
-import trio
 
 from kai_core.testing import Emulator, Say, open_emulator
 
-from .cli_common import (
-    KAI,
-    TOKEN,
-    WRONG_TOKEN,
-    Kai,
-    chat_id_of,
-    client_records,
-    kai_fixture,
-)
+from .cli_common import TOKEN, Kai, chat_id_of, client_records
+from .pty_support import APPROVE, Terminal, in_thread
 
 pytestmark = pytest.mark.e2e
 
-EXPECT_TIMEOUT = 20
 YOU = "You: "
-APPROVE = re.escape("Approve this tool call? [y/N]: ")
 SHELL_PROMPT = re.compile(r"kai(?:\x1b\[[0-9;?]*[a-zA-Z])*(?: \([a-z]+\))?\S*> ")
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture
 def kai_emulator_options() -> dict[str, Any]:
     return {"token": TOKEN}
-
-
-class Terminal:
-    """Spawns ``kai`` on a pty and keeps everything the terminal showed."""
-
-    def __init__(self, kai: Kai) -> None:
-        self.kai = kai
-        self.children: list[pexpect.spawn] = []
-        self.transcripts: list[io.StringIO] = []
-
-    def spawn(self, *args: str) -> pexpect.spawn:
-        env = self.kai.env(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
-        child = pexpect.spawn(
-            KAI,
-            ["--db", str(self.kai.db), *args],
-            env=env,
-            cwd=str(self.kai.cwd),
-            encoding="utf-8",
-            timeout=EXPECT_TIMEOUT,
-            dimensions=(40, 120),
-        )
-        transcript = io.StringIO()
-        child.logfile_read = transcript
-        self.children.append(child)
-        self.transcripts.append(transcript)
-        return child
-
-    def finish(self, child: pexpect.spawn) -> int:
-        """Wait for the end; the exit status."""
-        child.expect(pexpect.EOF)
-        child.close()
-        status: int = child.exitstatus
-        return status
-
-    def check(self) -> None:
-        """Nothing shown on any terminal held a token or a traceback."""
-        for transcript in self.transcripts:
-            text = transcript.getvalue()
-            assert TOKEN not in text and WRONG_TOKEN not in text
-            assert "Traceback" not in text, text
-
-    def kill_all(self) -> None:
-        for child in self.children:
-            if child.isalive():
-                child.terminate(force=True)
-
-    @classmethod
-    @contextmanager
-    def checked(cls, kai: Kai) -> Iterator[Terminal]:
-        """A terminal whose transcripts are checked at the end; children killed."""
-        term = cls(kai)
-        try:
-            yield term
-            term.check()
-        finally:
-            term.kill_all()
-
-
-@pytest.fixture
-def terminal(kai: Kai) -> Iterator[Terminal]:
-    with Terminal.checked(kai) as term:
-        yield term
-
-
-async def in_thread(dialogue: Callable[[], Any]) -> Any:
-    with trio.fail_after(60):
-        return await trio.to_thread.run_sync(dialogue)
 
 
 @pytest.mark.parametrize("backend", ["agent", "assistant"])

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kai_core.testing import Emulator
 
-from .cli_common import TOKEN, WRONG_TOKEN, Kai, closed_port_url, gather, kai_fixture
+from .cli_common import TOKEN, WRONG_TOKEN, Kai, closed_port_url, gather
 
 CHECKS = ["token", "service-discovery", "ping", "info", "usage"]
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,8 @@ from kai_core.exceptions import KaiLogError
 from kai_core.log import EventLog, private_output, write_private
 from kai_shell.errors import EXIT_CODES
 
-from .cli_common import Kai, kai_fixture
+from .cli_common import Kai
 from .log_common import Recorder, dump_rows
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 def _record(path: Path) -> str:

@@ -14,7 +14,6 @@ import io
 import json
 import sqlite3
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,8 @@ from kai_core.log._validate import MAX_SEQ
 from kai_core.testing import Emulator
 from kai_shell.errors import EXIT_CODES
 
-from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of, gather
 from .log_common import Recorder, dump_rows
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture

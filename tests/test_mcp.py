@@ -7,7 +7,7 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,9 @@ from mcp.client.stdio import stdio_client
 from kai_core.log import EventLog
 from kai_core.testing import Emulator
 
-from .cli_common import KAI, TOKEN, Kai, client_records, kai_fixture
+from .cli_common import KAI, TOKEN, Kai, client_records
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture(params=["agent", "assistant"])

@@ -4,7 +4,6 @@ every decision is in the audit trail with who made it (library and the real ``ka
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from kai_core.session import NO_TERMINAL_REASON, Session
 from kai_core.testing import Emulator
 from kai_plugins.policies import AUTO_APPROVE_PLUGIN, AutoApprove
 
-from .cli_common import TOKEN, Kai, chat_id_of, gather, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of, gather
 
 POLICY = """\
 [permissions]
@@ -39,11 +38,6 @@ deny = [
 @pytest.fixture(params=["agent", "assistant"])
 def kai_emulator_options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"token": TOKEN, "backend": request.param}
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 def keep_bucket(emulator: Emulator, bucket_id: str = "in.c-keep") -> None:

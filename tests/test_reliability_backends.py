@@ -17,7 +17,6 @@ through the real ``kai`` process for the exit codes.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ from kai_core.policy import ApprovalDecision, ApprovalRequest
 from kai_core.session import Session
 from kai_core.testing import Emulator, open_emulator
 
-from .cli_common import TOKEN, Kai, Result, kai_fixture
+from .cli_common import TOKEN, Kai, Result
 from .raw_server import Conn, Request, client_for, raw_server
 from .reliability_support import client_records, requests_to
 
@@ -173,11 +172,6 @@ async def test_kai_assistant_taken_for_kai_agent_runs_the_tool_without_an_error(
 
 
 # -- through the real kai process -------------------------------------------------------
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 async def _create_bucket(kai: Kai, emulator: Emulator, service: str) -> tuple[Result, str]:

@@ -1,7 +1,7 @@
 """Property tests of the whole decoding path: SSE, chunks, assembler, log.
 
 The bytes go through the real :class:`~kai_core.client.KaiClient` stream
-(an httpx transport hands them over in the given reads, no sockets, so
+(``reliability_support.run``: an httpx transport hands them over in the given reads, no sockets, so
 hypothesis can try hundreds of streams a second). The properties:
 
 * any bytes, in any reads, either give events or raise ``KaiStreamError``:
@@ -14,11 +14,8 @@ hypothesis can try hundreds of streams a second). The properties:
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import httpx
 import msgspec
 import pytest
 import trio
@@ -26,81 +23,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kai_core.chunks import KNOWN_CHUNK_TYPES
-from kai_core.client import KaiClient
 from kai_core.events import Event, UnknownEvent, event_to_dict
-from kai_core.exceptions import KaiStreamError
 from kai_core.log import EventLog
 
 from .conftest import FIXTURES
-from .reliability_support import client_records, server_payloads
+from .reliability_support import client_records, run, server_payloads, split_at
 
 pytestmark = pytest.mark.reliability
 
 SSE_FILES = sorted(FIXTURES.glob("*.sse"))
-_ids = itertools.count()
-
-
-class _Reads(httpx.AsyncByteStream):
-    def __init__(self, reads: Sequence[bytes]) -> None:
-        self.reads = reads
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for read in self.reads:
-            if read:
-                yield read
-
-
-class _Serve(httpx.AsyncBaseTransport):
-    """An httpx transport answering every request with these reads."""
-
-    def __init__(self, reads: Sequence[bytes]) -> None:
-        self.reads = reads
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            200, headers={"content-type": "text/event-stream"}, stream=_Reads(self.reads)
-        )
-
-
-class Outcome(msgspec.Struct):
-    events: list[Event]
-    error: KaiStreamError | None
-    chat_id: str
-
-
-def run(
-    reads: Sequence[bytes], log: EventLog | None = None, token: str = "t", **options: object
-) -> Outcome:
-    """Stream these reads through a real client; only KaiStreamError may come out."""
-    chat_id = f"chat-{next(_ids)}"
-
-    async def main() -> Outcome:
-        events: list[Event] = []
-        client = KaiClient(
-            token, "https://s", "http://kai.test", transport=_Serve(reads), log=log, **options
-        )  # type: ignore[arg-type]
-        async with client:
-            try:
-                async for event in client.send_message(chat_id, "hi"):
-                    events.append(event)
-            except KaiStreamError as exc:
-                assert exc.events_delivered == len(events)
-                return Outcome(events, exc, chat_id)
-        return Outcome(events, None, chat_id)
-
-    return trio.run(main)
-
-
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({min(c, len(data)) for c in cuts})
-    reads, start = [], 0
-    for p in points:
-        reads.append(data[start:p])
-        start = p
-    reads.append(data[start:])
-    return reads
-
-
 # -- any bytes ----------------------------------------------------------------------
 
 _json_bits = st.sampled_from(

@@ -17,7 +17,6 @@ loopback rule is checked for the addresses one might try.)
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -38,10 +37,9 @@ from kai_core.session import Session
 from kai_core.testing import Say, open_emulator
 from kai_core.testing.server import check_host
 
-from .raw_server import Conn, Request, raw_server
-from .reliability_support import KAI, SECRET, connected, kai_env, mode_of
-from .test_reliability_decoding import run, split_at
-from .test_shell_e2e import in_thread, online_args, quit_shell, say, spawn
+from .pty_support import in_thread, online_args, quit_shell, say, spawn
+from .raw_server import Conn, Request, free_port, raw_server
+from .reliability_support import KAI, SECRET, connected, kai_env, mode_of, run, split_at
 
 pytestmark = pytest.mark.reliability
 
@@ -76,12 +74,6 @@ def _private_and_clean(folder: Path) -> None:
 
 def _found(folder: Path, name: str) -> list[Path]:
     return list(folder.rglob(name))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_the_token_is_nowhere_in_the_log_errors_or_reprs(tmp_path: Path) -> None:
@@ -132,7 +124,7 @@ async def test_the_token_is_nowhere_in_the_log_errors_or_reprs(tmp_path: Path) -
         async with KaiClient(SECRET, url, url, max_retries=0) as client:
             await _collect(errors, client.get_history)
             await _collect(errors, lambda: client.chat("hello"))
-    port = _free_port()
+    port = free_port()
     async with KaiClient(SECRET, "https://x", f"http://127.0.0.1:{port}", max_retries=0) as client:
         await _collect(errors, client.get_history)
     print(f"{len(errors)} errors of {len({type(e) for e in errors})} classes")
@@ -219,7 +211,7 @@ async def test_debug_output_json_output_and_exports_of_the_cli(tmp_path: Path) -
         refused = await kai(*online, "--debug", "chat", "-m", "hello")
         assert refused.returncode == 4 and b"Traceback" in refused.stderr
         outputs += [refused.stdout, refused.stderr]
-    gone = f"http://127.0.0.1:{_free_port()}"
+    gone = f"http://127.0.0.1:{free_port()}"
     unreachable = await kai("--base-url", gone, "--url", gone, "--debug", "chat", "-m", "hi")
     assert unreachable.returncode == 6
     outputs += [unreachable.stdout, unreachable.stderr]

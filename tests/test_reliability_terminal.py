@@ -13,7 +13,6 @@ JSON output escapes them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,9 @@ import pytest
 
 from kai_core.testing import CallTool, Emulator, Say, Step, Tool, ToolResult, open_emulator
 
-from .cli_common import TOKEN, Kai, chat_id_of, kai_fixture
+from .cli_common import TOKEN, Kai, chat_id_of
+from .pty_support import APPROVE, Terminal, in_thread, online_args, quit_shell, say, spawn
 from .raw_server import Conn, Request, raw_server
-from .test_cli_pty import APPROVE, Terminal, in_thread
-from .test_shell_e2e import online_args, quit_shell, say, spawn
 
 pytestmark = pytest.mark.reliability
 
@@ -39,28 +37,8 @@ RAW = ("_tables\r", "\x1b[2KTool", "\x1b]0;", "\x1bc", "\x9b")
 
 
 @pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
-
-
-@pytest.fixture
 def kai_emulator_options() -> dict[str, Any]:
     return {"token": TOKEN}
-
-
-@pytest.fixture
-def terminal(kai: Kai) -> Iterator[Terminal]:
-    with Terminal.checked(kai) as term:
-        yield term
-
-
-@pytest.fixture
-def shells() -> Iterator[list[pexpect.spawn]]:
-    spawned: list[pexpect.spawn] = []
-    yield spawned
-    for child in spawned:
-        if child.isalive():
-            child.terminate(force=True)
 
 
 def no_raw_controls(text: str) -> None:
@@ -167,14 +145,14 @@ async def test_error_pages_cannot_set_the_title_or_clear_the_screen_through_stde
 
 
 async def test_the_shell_shows_the_real_tool_name(
-    tmp_path: Path, shells: list[pexpect.spawn]
+    tmp_path: Path, children: list[pexpect.spawn]
 ) -> None:
     async with open_emulator() as emulator:
         ran = hostile(emulator)
 
         def dialogue() -> str:
             child = spawn(tmp_path, *online_args(emulator))
-            shells.append(child)
+            children.append(child)
             seen: list[str] = []
             child.logfile_read = _Collect(seen)
             say(child, "spoof me")

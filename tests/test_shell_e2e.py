@@ -1,105 +1,29 @@
 """The real ``kai-shell`` process under a pseudo-terminal (pexpect), against the emulator.
 
 The emulator runs in the test's trio loop; the pexpect dialogue, which
-blocks, runs in a worker thread. Ctrl-C is sent as the terminal sends it
+blocks, runs in a worker thread (helpers in ``pty_support.py``). Ctrl-C is sent as the terminal sends it
 (``\\x03`` on the pty), so the kernel's line discipline turns it into SIGINT
 while an answer streams, and into a key press while the prompt is showing.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pexpect
 import pytest
-import trio
 
 from kai_core.log import EventLog
 from kai_core.testing import Emulator, Say, open_emulator
 
+from .pty_support import ANSI, PROMPT, in_thread, online_args, quit_shell, say, spawn
+
 pytestmark = pytest.mark.e2e
 
-TIMEOUT = 20  # seconds for any one expected output
-ANSI = r"(?:\x1b\[[0-9;?]*[a-zA-Z])*"
-# "kai> ", "kai (offline)> ", "kai ⏸> " with the styles prompt-toolkit puts between fragments
-PROMPT = re.compile(rf"kai{ANSI}(?: \((?:offline|connecting)\))?{ANSI}(?: ⏸)?{ANSI}> ")
 OFFLINE_PROMPT = re.compile(rf"kai{ANSI} \(offline\){ANSI}> ")
-KAI_SHELL = str(Path(sys.executable).with_name("kai-shell"))
-
-
-def spawn(
-    tmp_path: Path, *args: str, program: str = KAI_SHELL, env_extra: dict[str, str] | None = None
-) -> pexpect.spawn:
-    """``program --db <tmp>/kai.db *args`` on a pty, with a clean environment."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STORAGE_API_", "KAI_")) and k not in ("NO_COLOR", "VISUAL", "EDITOR")
-    }
-    env.update(
-        PROMPT_TOOLKIT_NO_CPR="1",
-        TERM="xterm",
-        KAI_LOAD_PLUGINS="",
-        XDG_STATE_HOME=str(tmp_path / "state"),
-    )
-    env.update(env_extra or {})
-    child = pexpect.spawn(
-        program,
-        ["--db", str(tmp_path / "kai.db"), *args],
-        env=env,
-        cwd=str(tmp_path),  # no .env.local from the checkout
-        encoding="utf-8",
-        timeout=TIMEOUT,
-        dimensions=(40, 120),
-    )
-    return child
-
-
-def online_args(emulator: Emulator) -> list[str]:
-    return [
-        "--token",
-        emulator.token,
-        "--url",
-        emulator.storage_api_url,
-        "--base-url",
-        emulator.base_url,
-        "--service",
-        emulator.backend,
-    ]
-
-
-def say(child: pexpect.spawn, line: str) -> None:
-    """Type a line once the prompt shows, and press Enter."""
-    child.expect(PROMPT)
-    child.send(line + "\r")
-
-
-def quit_shell(child: pexpect.spawn) -> None:
-    say(child, "/quit")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0, child.before
-
-
-@pytest.fixture
-def children() -> Iterator[list[pexpect.spawn]]:
-    """Spawned shells, killed if a test fails half-way."""
-    spawned: list[pexpect.spawn] = []
-    yield spawned
-    for child in spawned:
-        if child.isalive():
-            child.terminate(force=True)
-
-
-async def in_thread(fn: Callable[[], Any]) -> Any:
-    with trio.fail_after(60):
-        return await trio.to_thread.run_sync(fn)
 
 
 def client_records(db: Path, kind: str) -> list[dict[str, Any]]:

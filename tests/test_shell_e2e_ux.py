@@ -1,8 +1,8 @@
 """The real ``kai-shell`` on a pty: Ctrl-C while an answer streams, Ctrl-C at an
 approval question then ``/approve``, reconnecting, the demo's welcome, themes.
 
-The helpers (spawn, prompts, the emulator in the test's trio loop) are those
-of ``test_shell_e2e.py``.
+The helpers (spawn, prompts, the emulator in the test's trio loop) are in
+``pty_support.py``, as for ``test_shell_e2e.py``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import pytest
 from kai_core.log import EventLog
 from kai_core.testing import Say, open_emulator
 
-from .test_shell_e2e import children, in_thread, online_args, quit_shell, say, spawn
+from .pty_support import in_thread, online_args, quit_shell, say, spawn
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["children"]  # the fixture, imported for its use here
 
 
 async def test_ctrl_c_while_streaming_draws_the_answer_once(

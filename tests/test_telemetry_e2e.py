@@ -4,7 +4,6 @@ decoding with ``opentelemetry-proto``, and the real ``kai`` process."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,12 @@ from kai_core.plugins import Plugins
 from kai_core.testing import Emulator, open_emulator
 from kai_plugins.telemetry import register_telemetry
 
-from .cli_common import TOKEN, Kai, closed_port_url, kai_fixture
+from .cli_common import TOKEN, Kai, closed_port_url
 from .otlp_receiver import otlp_receiver
 from .telemetry_support import chat
 
 SPAN_KIND_INTERNAL, SPAN_KIND_CLIENT = 1, 3
 STATUS_ERROR = 2
-
-
-@pytest.fixture
-def kai(tmp_path: Path) -> Iterator[Kai]:
-    yield from kai_fixture(tmp_path)
 
 
 @pytest.fixture
