@@ -65,6 +65,7 @@ def slow_answer(deltas: int = 200) -> list[Step]:
 # -- the surface ---------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_import_kai_core_loads_no_asyncio() -> None:
     code = (
         "import sys, kai_core\n"
@@ -104,6 +105,7 @@ def test_every_public_method_has_a_typed_counterpart() -> None:
         assert ours_sig == theirs_sig, name
 
 
+@pytest.mark.e2e
 def test_a_new_trio_method_flows_through_before_it_is_listed() -> None:
     # What happens when kai_core.KaiClient gains a method (as a merge may bring):
     # it is bridged at import, by its kind, and works; the test above then asks

@@ -32,6 +32,8 @@ from .cli_common import (
     gather,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def kai_emulator_options() -> dict[str, Any]:

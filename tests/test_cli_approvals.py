@@ -14,6 +14,8 @@ from kai_core.testing import Emulator
 
 from .cli_common import TOKEN, Kai, chat_id_of, client_records, gather
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(params=["agent", "assistant"])
 def kai_emulator_options(request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from kai_core.testing import Emulator
 
 from .cli_common import TOKEN, WRONG_TOKEN, Kai, closed_port_url, gather
 
+pytestmark = pytest.mark.e2e
+
 CHECKS = ["token", "service-discovery", "ping", "info", "usage"]
 
 

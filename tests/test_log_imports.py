@@ -118,6 +118,7 @@ def test_bad_import_lines_are_refused_whole_naming_the_line(tmp_path: Path) -> N
         assert [c.id for c in log.chats()] != []
 
 
+@pytest.mark.e2e
 async def test_kai_log_import_refuses_a_bad_line_and_the_log_keeps_working(
     kai: Kai, tmp_path: Path
 ) -> None:
@@ -147,6 +148,7 @@ async def test_kai_log_import_refuses_a_bad_line_and_the_log_keeps_working(
         assert log.append([LogRecord("c1", "t9", "client", "vote", b"{}")]) == 2
 
 
+@pytest.mark.e2e
 async def test_a_server_message_kai_cannot_read_is_left_out_with_a_warning(
     kai: Kai, kai_emulator: Emulator
 ) -> None:
@@ -251,6 +253,7 @@ def test_the_projections_fold_around_records_they_cannot_read(tmp_path: Path) ->
         assert dump_rows(log) == before
 
 
+@pytest.mark.e2e
 async def test_kai_reads_an_old_log_with_records_it_cannot_fold(kai: Kai) -> None:
     good, bad = _old_log(kai.db)
     history = await kai("history", "--local", "--json-output")
@@ -268,6 +271,7 @@ async def test_kai_reads_an_old_log_with_records_it_cannot_fold(kai: Kai) -> Non
         assert result.returncode == 0, result
 
 
+@pytest.mark.e2e
 async def test_a_log_an_old_import_bricked_says_so_and_forget_repairs_it(
     kai: Kai, tmp_path: Path
 ) -> None:

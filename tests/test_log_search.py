@@ -218,6 +218,7 @@ def test_snippets_mark_stems_prefixes_and_raw_columns(
     assert hits and all("<b>table" in h.snippet for h in hits), hits
 
 
+@pytest.mark.e2e
 async def test_kai_search_answers_on_a_message_with_200000_matches(tmp_path: Path) -> None:
     from .cli_common import Kai
 

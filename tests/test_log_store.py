@@ -231,6 +231,7 @@ def _spawn(path: Path, name: str, batches: int, size: int) -> subprocess.Popen[s
     )
 
 
+@pytest.mark.e2e
 def test_sigkill_loses_nothing_the_caller_saw(tmp_path: Path) -> None:
     path = tmp_path / "kai.db"
     rng = random.Random(1234)
@@ -258,6 +259,7 @@ def test_sigkill_loses_nothing_the_caller_saw(tmp_path: Path) -> None:
         assert log.append([_record(0)]) > max(confirmed)
 
 
+@pytest.mark.e2e
 def test_parallel_writers_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "kai.db"  # does not exist yet: the processes race to create it
     writers, batches, size = 4, 150, 5

@@ -189,6 +189,7 @@ async def test_a_tool_kai_blocks_is_denied_here_too(kai_emulator: Emulator, tmp_
 # -- the real kai process ------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 async def test_kai_chat_denies_and_kai_audit_attributes(kai: Kai, kai_emulator: Emulator) -> None:
     keep_bucket(kai_emulator)
     policy = kai.root / "policy.toml"
@@ -249,6 +250,7 @@ async def test_kai_chat_denies_and_kai_audit_attributes(kai: Kai, kai_emulator: 
     assert all("who" in a["body"] for a in approvals), approvals[0]
 
 
+@pytest.mark.e2e
 async def test_a_managed_ban_on_auto_approve_stops_kai_before_sending(
     kai: Kai, kai_emulator: Emulator
 ) -> None:
@@ -266,6 +268,7 @@ async def test_a_managed_ban_on_auto_approve_stops_kai_before_sending(
     assert len(kai_emulator.state.chats) == 1  # only the second run sent anything
 
 
+@pytest.mark.e2e
 @pytest.mark.kai_emulator(backend="agent")
 async def test_kai_permissions_shows_and_sets_kais_settings(
     kai: Kai, kai_emulator: Emulator
@@ -293,6 +296,7 @@ async def test_kai_permissions_shows_and_sets_kais_settings(
     assert "kai: blocked" in text.stdout and "list_*" in text.stdout
 
 
+@pytest.mark.e2e
 async def test_kai_policy_check_explains_without_contacting_kai(kai: Kai) -> None:
     project = kai.cwd / ".kai" / "policy.toml"
     project.parent.mkdir()

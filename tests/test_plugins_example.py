@@ -24,6 +24,8 @@ from kai_core.policy import ApprovalContext, ApprovalRequest
 from kai_core.render import create_renderer
 from kai_plugins.policies import register_builtin_policies
 
+pytestmark = pytest.mark.e2e
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "approval-plugin"
 NAME = "approval-example"
 

@@ -284,6 +284,7 @@ def test_markdown_refreshes_are_throttled(monkeypatch: pytest.MonkeyPatch) -> No
     assert frames(monkeypatch, 3600.0) < frames(monkeypatch, 0.0)
 
 
+@pytest.mark.e2e
 def test_importing_the_renderers_does_not_import_rich() -> None:
     code = (
         "import sys, kai_plugins.renderers, kai_core.render\n"

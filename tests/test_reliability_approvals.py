@@ -315,6 +315,7 @@ async def test_an_ask_callback_that_raises_approves_nothing(backend: Backend) ->
         assert "in.c-b1" not in emulator.state.buckets
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "content",
     [b'[[rule]\ntool = "x"', b"\xff\xfe binary", None],

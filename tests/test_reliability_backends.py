@@ -184,6 +184,7 @@ async def _create_bucket(kai: Kai, emulator: Emulator, service: str) -> tuple[Re
     return result, line
 
 
+@pytest.mark.e2e
 @pytest.mark.kai_emulator(backend="agent", token=TOKEN)
 async def test_kai_chat_names_a_kai_agent_server_taken_for_kai_assistant(
     kai: Kai, kai_emulator: Emulator
@@ -194,6 +195,7 @@ async def test_kai_chat_names_a_kai_agent_server_taken_for_kai_assistant(
     assert "in.c-z" not in kai_emulator.state.buckets
 
 
+@pytest.mark.e2e
 @pytest.mark.kai_emulator(backend="assistant", token=TOKEN)
 async def test_kai_chat_on_kai_assistant_taken_for_kai_agent_exits_0_without_an_error(
     kai: Kai, kai_emulator: Emulator

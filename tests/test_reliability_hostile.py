@@ -308,6 +308,7 @@ async def _run_kai(port: int, home: Path, *args: str) -> subprocess.CompletedPro
         )
 
 
+@pytest.mark.e2e
 async def test_kai_chat_exits_8_when_the_server_sends_no_answer(tmp_path: Path) -> None:
     async with raw_server(sends(b"HTTP/1.1 204 No Content\r\n\r\n")) as server:
         done = await _run_kai(server.port, tmp_path, "chat", "-m", "hi")
@@ -439,6 +440,7 @@ def test_the_client_refuses_plain_http_when_https_is_required() -> None:
     KaiClient(TOKEN, "https://s.example.com", "http://kai.example.com")  # not required: allowed
 
 
+@pytest.mark.e2e
 async def test_kai_warns_once_and_refuses_with_require_https(tmp_path: Path) -> None:
     async with raw_server(storage_listing("http://kai.invalid")) as server:
         base = [str(KAI), "--token", TOKEN, "--url", f"http://127.0.0.1:{server.port}", "--no-log"]

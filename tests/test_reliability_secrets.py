@@ -178,6 +178,7 @@ def _kai_runner(tmp_path: Path, db: Path) -> Callable[..., Awaitable[Any]]:
     return kai
 
 
+@pytest.mark.e2e
 async def test_debug_output_json_output_and_exports_of_the_cli(tmp_path: Path) -> None:
     db = tmp_path / "kai.db"
     kai = _kai_runner(tmp_path, db)
@@ -340,6 +341,7 @@ def test_a_json_escaped_token_is_masked_in_events_log_projections_and_search(
     assert SECRET not in secrets_log.export_markdown(outcome.chat_id)
 
 
+@pytest.mark.e2e
 async def test_a_json_escaped_token_reaches_no_output_log_or_search_of_the_cli(
     tmp_path: Path,
 ) -> None:

@@ -25,7 +25,7 @@ from .cli_common import TOKEN, Kai, chat_id_of
 from .pty_support import APPROVE, Terminal, in_thread, online_args, quit_shell, say, spawn
 from .raw_server import Conn, Request, raw_server
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
 SPOOF = "drop_all_tables\r\x1b[2KTool list_tables"
 SPOOF_SHOWN = "drop_all_tables^M^[[2KTool list_tables"

@@ -352,6 +352,7 @@ def test_write_to_file(tmp_path: Path) -> None:
     assert log.read_bytes() == b"the log"
 
 
+@pytest.mark.e2e
 def test_editor_runs_the_users_editor(tmp_path: Path) -> None:
     script = tmp_path / "fake-editor"
     script.write_text(

@@ -434,6 +434,7 @@ async def test_a_settled_answer_is_going_on_before_its_task_runs() -> None:
     assert not answer.settle("call_1", ApprovalDecision.approve())  # once only
 
 
+@pytest.mark.e2e
 def test_a_shell_starts_without_rich_or_the_approval_prompt(tmp_path: Path) -> None:
     # Both cost start-up time (~45 ms and ~25 ms) and most shells need them
     # late or never: rich at the first answer drawn, the approval prompt at

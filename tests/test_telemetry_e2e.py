@@ -97,6 +97,7 @@ def ids(spans: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return sorted((s["name"], s["trace_id"], s["span_id"]) for s in spans)
 
 
+@pytest.mark.e2e
 async def test_kai_exports_live_and_a_backfill_resends_the_same_ids(
     kai: Kai, kai_emulator: Emulator
 ) -> None:
@@ -137,6 +138,7 @@ async def test_kai_exports_live_and_a_backfill_resends_the_same_ids(
     assert ids(backfills[0]) == ids(live.spans())
 
 
+@pytest.mark.e2e
 async def test_a_collector_that_is_down_slow_or_refusing_costs_one_warning(
     kai: Kai, kai_emulator: Emulator
 ) -> None:
@@ -163,6 +165,7 @@ async def test_a_collector_that_is_down_slow_or_refusing_costs_one_warning(
     assert len(history.json()["chats"]) == 3
 
 
+@pytest.mark.e2e
 async def test_telemetry_off_imports_no_opentelemetry(kai: Kai, kai_emulator: Emulator) -> None:
     done = await trio.run_process(
         [
@@ -188,6 +191,7 @@ async def test_telemetry_off_imports_no_opentelemetry(kai: Kai, kai_emulator: Em
     assert b"opentelemetry" not in done.stderr
 
 
+@pytest.mark.e2e
 async def test_telemetry_without_the_extra_is_one_clear_line(kai: Kai, tmp_path: Path) -> None:
     # An `opentelemetry` package with nothing in it hides the installed one.
     fake = tmp_path / "fake"
@@ -205,6 +209,7 @@ async def test_telemetry_without_the_extra_is_one_clear_line(kai: Kai, tmp_path:
         assert "pip install 'kai[otel]'" in lines[0], result
 
 
+@pytest.mark.e2e
 async def test_the_config_file_turns_it_on_and_the_variable_wins(
     kai: Kai, kai_emulator: Emulator
 ) -> None:
