@@ -13,7 +13,6 @@ import os
 import shutil
 import sqlite3
 import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +116,8 @@ async def test_history_local_needs_no_token_and_no_network(kai: Kai, chats: Reco
 
 async def test_replay_instant_timed_and_json(kai: Kai, chats: Recorded) -> None:
     env = offline(kai)
-    started = time.monotonic()
+    # Each run has its hang guard (cli_common.RUN_TIMEOUT); replay's pace is
+    # checked on the mock clock (test_log_replay).
     instant, fast, as_json, unknown, bad_speed, no_log = await gather(
         kai("replay", chats.bucket, "--instant", env=env),
         kai("replay", chats.tables, "--speed", "1000", env=env),
@@ -126,7 +126,6 @@ async def test_replay_instant_timed_and_json(kai: Kai, chats: Recorded) -> None:
         kai("replay", chats.hello, "--speed", "0", env=env),
         kai("--no-log", "replay", chats.hello, "--instant", env=env),
     )
-    assert time.monotonic() - started < 20
     assert instant.returncode == 0, instant
     assert ">>> create a bucket called zebra" in instant.stdout
     assert "in.c-zebra was created" in instant.stdout

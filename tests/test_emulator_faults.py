@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from kai_core.chunks import StartChunk, TextDeltaChunk, TextEndChunk, TextStartChunk, decode_chunk
 from kai_core.exceptions import KaiStreamError
@@ -88,13 +87,16 @@ async def test_malformed_chunk_at_position(kai_emulator: Emulator) -> None:
     chunk_dicts(parse_frames(clean))  # the next stream is clean again
 
 
-async def test_chunk_delay_slows_every_chunk(kai_emulator: Emulator) -> None:
+async def test_chunk_delay_slows_every_chunk(
+    kai_emulator: Emulator, autojump_clock: trio.testing.MockClock
+) -> None:
     kai_emulator.faults.chunk_delay = 0.02
     async with http(kai_emulator) as client:
-        started = time.monotonic()
+        started = trio.current_time()
         payloads = await send(client, "hello")
-        elapsed = time.monotonic() - started
-    assert elapsed >= 0.02 * (len(payloads) - 1) * 0.9
+        elapsed = trio.current_time() - started
+    # The mock clock moves only when every task waits: the delays are all there is.
+    assert elapsed == pytest.approx(0.02 * (len(payloads) - 1))
 
 
 async def test_rate_limit_then_recover(kai_emulator: Emulator) -> None:

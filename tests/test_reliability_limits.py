@@ -1,7 +1,8 @@
 """Size and rate limits: floods, a huge tool output, lines without end.
 
 A raw HTTP server on loopback writes the bytes (see ``test_client_stream``).
-The client must keep up with 10,000 small events a second, take a 50 MB tool
+The client must take 10,000 small events sent within a second (how fast
+it decodes is measured by ``bench/bench_stream.py``, not asserted here), a 50 MB tool
 output when the bound allows it, and otherwise stop with
 ``KaiStreamError(code="stream:too_large")`` once one event passes
 ``max_event_size`` (default 16 MiB) without buffering more than that: memory
@@ -18,6 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import trio
+import trio.testing
 
 from kai_core.events import FinishEvent, TextEvent, ToolCallEvent
 from kai_core.exceptions import KaiStreamError
@@ -56,7 +58,11 @@ def peak_memory() -> Iterator[list[int]]:
         tracemalloc.stop()
 
 
-async def test_ten_thousand_small_events_a_second(tmp_path: Path) -> None:
+async def test_ten_thousand_small_events_a_second(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    # On the mock clock the server's second passes whenever every task waits: the
+    # events arrive in its 20 bursts, and no machine is too slow for the test.
     n, bursts = 10_000, 20
 
     def delta(i: int) -> bytes:
@@ -76,18 +82,13 @@ async def test_ten_thousand_small_events_a_second(tmp_path: Path) -> None:
     texts = 0
     expected = 0
     async with raw_server(handler) as server, client_for(server, log=log) as client:
-        start = trio.current_time()
         with trio.fail_after(30):
             async for event in client.send_message("c1", "flood"):
                 if isinstance(event, TextEvent):
                     assert event.text == f"w{texts} "
                     texts += 1
                 expected += 1
-        elapsed = trio.current_time() - start
     assert texts == n
-    print(f"10,000 events sent over 1 s, all delivered and logged in {elapsed:.2f} s")
-    # The client kept pace with the server (1 s of sending), logging every chunk.
-    assert elapsed < 10.0
     assert len(server_payloads(log, "c1")) == n + 6
     integrity_ok(tmp_path / "kai.db")
 
@@ -209,22 +210,27 @@ async def test_default_bound_on_a_line_without_end() -> None:
 
 async def test_endless_keep_alive_comments_use_no_memory() -> None:
     # A server that only ever says ": keep-alive": nothing to buffer, nothing to
-    # deliver; the caller's deadline ends it.
+    # deliver; the caller's cancel ends it (after 4 MiB, not after some seconds,
+    # so that a slow machine tests the same bytes).
     sent = 0
+    caller = trio.CancelScope()
 
     async def handler(conn: Conn, request: Request) -> None:
         nonlocal sent
         await conn.start()
         await conn.piece(HEAD)
         block = b": keep-alive\n\n" * 4096
-        while True:
+        while sent < 4 * MiB:
             await conn.piece(block)
             sent += len(block)
+        caller.cancel()  # the caller gives up, the server would go on
+        await conn.wait_disconnect()
 
     async with raw_server(handler) as server, client_for(server) as client:
-        with peak_memory() as peak, trio.move_on_after(1.5):
+        with peak_memory() as peak, trio.fail_after(60), caller:
             async for _ in client.send_message("c1", "comments"):
                 pass
     print(f"keep-alive comments: {sent / MiB:.1f} MiB, peak {peak[0] / MiB:.2f} MiB")
-    assert sent > MiB // 4  # a steady flow (slowed down by tracemalloc)
-    assert peak[0] < 16 * MiB, peak[0]
+    assert caller.cancelled_caught
+    # Less than half of what came: the comments were dropped, not kept.
+    assert peak[0] < 2 * MiB, peak[0]
