@@ -85,7 +85,7 @@ async def test_agent_stream_waits_for_the_approval_and_continues(kai_emulator: E
         record = chat.last_stream
         assert record is not None
         written = len(record.frames)
-        await trio.sleep(0.2)
+        await trio.testing.wait_all_tasks_blocked()  # the emulator waits, in this trio run
         assert len(record.frames) == written and not record.closed
         assert "in.c-b7" not in kai_emulator.state.buckets
         stored = (await client.get(f"/api/chat/{body['id']}")).json()

@@ -165,7 +165,7 @@ async def test_resume_without_a_running_answer_is_204(kai_emulator: Emulator) ->
     async with http(kai_emulator) as client:
         body = chat_body("hello")
         await send(client, "hello", body["id"])
-        await trio.sleep(0.01)
+        await trio.testing.wait_all_tasks_blocked()  # the emulator has ended the answer
         response = await client.get(f"/api/chat/{body['id']}/stream")
     assert response.status_code == 204 and response.content == b""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import kai_plugins.renderers
 from kai_core.events import Event, TextEvent
@@ -311,7 +312,8 @@ async def test_an_ask_callback_that_raises_approves_nothing(backend: Backend) ->
         session = Session(client, ask=broken_ask)
         with pytest.raises(OSError):
             await _run(session, "create a bucket called b1")
-        await trio.sleep(0.2)  # give a (wrongly) approved tool time to run
+        # A (wrongly) approved tool would run in the emulator, in this trio run.
+        await trio.testing.wait_all_tasks_blocked()
         assert "in.c-b1" not in emulator.state.buckets
 
 
