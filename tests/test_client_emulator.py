@@ -507,7 +507,9 @@ async def test_malformed_chunk() -> None:
 
 
 @pytest.mark.filterwarnings("error")
-async def test_break_early_releases_the_connection(tmp_path: Path) -> None:
+async def test_break_early_releases_the_connection(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
     log = EventLog(tmp_path / "kai.db")
     async with connected(log=log) as (emulator, client):
         emulator.faults.chunk_delay = 0.05

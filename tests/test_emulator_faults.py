@@ -127,7 +127,9 @@ async def test_server_errors_on_every_route_with_scope_all(kai_emulator: Emulato
     assert third.status_code == 200 and ping.status_code == 200
 
 
-async def test_keepalive_comments_like_the_sdk(kai_emulator: Emulator) -> None:
+async def test_keepalive_comments_like_the_sdk(
+    kai_emulator: Emulator, autojump_clock: trio.testing.MockClock
+) -> None:
     kai_emulator.faults.keepalive = 0.03
     async with http(kai_emulator) as client:
         raw, _ = await read_raw(client, chat_body("slow answer please"))
@@ -143,7 +145,9 @@ async def test_keepalive_comments_like_the_sdk(kai_emulator: Emulator) -> None:
 
 
 @pytest.mark.kai_emulator(backend="assistant")
-async def test_resume_replays_a_cut_answer_from_the_start(kai_emulator: Emulator) -> None:
+async def test_resume_replays_a_cut_answer_from_the_start(
+    kai_emulator: Emulator, autojump_clock: trio.testing.MockClock
+) -> None:
     kai_emulator.faults.drop_connection(after=4)
     async with http(kai_emulator) as client:
         body = chat_body("slow answer please")
