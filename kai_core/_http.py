@@ -11,8 +11,11 @@ autojump clock), and keeps the Storage API token out of every message.
 from __future__ import annotations
 
 import email.utils
+import functools
 import math
+import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
@@ -56,6 +59,24 @@ def scrub(text: str, secret: str) -> str:
     if secret and secret in text:
         return text.replace(secret, _MASK)
     return text
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every client of this process verifies servers with.
+
+    httpx builds a new context per client by default, and loading the CA bundle
+    costs about 15 ms each time (a CLI run, a test suite or an app that opens
+    many clients pays it again and again). The context is built as httpx would
+    (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured, certifi otherwise) and kept
+    per value of those variables, so changing them still takes effect.
+    """
+    return _ssl_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    del cert_file, cert_dir  # the cache key: create_ssl_context reads them itself
+    return httpx.create_ssl_context()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -149,6 +170,7 @@ class Transport:
             self._http = httpx.AsyncClient(
                 base_url=self.base_url,
                 timeout=self.request_timeout,
+                verify=shared_ssl_context(),
                 transport=self._transport,
                 follow_redirects=False,
             )

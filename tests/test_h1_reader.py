@@ -24,6 +24,7 @@ import pytest
 import trio
 
 from kai_core._h1 import body_reader
+from kai_core._http import shared_ssl_context
 from kai_core._stream import EventStream
 from kai_core.client import KaiClient
 from kai_core.events import Event, FinishEvent, TextEvent
@@ -177,7 +178,12 @@ async def test_tls_answers_are_read_by_our_reader(
         capture_stdout=True,
         capture_stderr=True,
     )
+    # The process's shared TLS context is already built without the certificate;
+    # setting SSL_CERT_FILE afterwards must still take effect, as it does in httpx.
+    default_context = shared_ssl_context()
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts it (trust_env)
+    assert shared_ssl_context() is not default_context
+    assert shared_ssl_context() is shared_ssl_context()  # the CA bundle loads once
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     data = fixture("hello.sse")

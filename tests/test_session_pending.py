@@ -24,7 +24,7 @@ from kai_core.permissions import PermissionSet
 from kai_core.policy import ApprovalDecision, ApprovalRequest
 from kai_core.session import Session
 
-from .test_reliability_support import Backend, client_records, connected, requests_to
+from .reliability_support import Backend, client_records, connected, requests_to
 
 LIMIT = 30  # seconds: a generous bound on any one exchange
 TWO = "create two buckets called x and y"
