@@ -54,3 +54,13 @@ def test_api_overview_lists_every_public_name() -> None:
     for name in public:
         module = kai_core._EXPORTS[name]
         assert f"[`{name}`][kai_core.{module}.{name}]" in page
+
+
+def test_architecture_names_only_files_that_exist() -> None:
+    """docs/architecture.md points maintainers at files; a rename must update it."""
+    page = (DOCS / "architecture.md").read_text()
+    root = DOCS.parent
+    named = re.findall(r"`((?:kai_core|kai_plugins|kai_shell|tests)/[\w/.*]+)`", page)
+    assert len(named) > 15
+    for path in named:
+        assert list(root.glob(path)), f"docs/architecture.md names {path}, which does not exist"
