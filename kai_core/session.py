@@ -216,7 +216,7 @@ class Session:
                         self.plugins.report(
                             "note: this server asks for approvals the kai-assistant way; "
                             "the decision was sent that way (for this server, use "
-                            "--service assistant)"
+                            "--service assistant, or KaiClient(backend='assistant'))"
                         )
                     # Held until all are decided: an answer stopped in between
                     # keeps the decisions made, for decide_pending to send.
@@ -529,7 +529,8 @@ class Session:
             # on the server); the stream goes on either way.
             self.plugins.report(
                 f"the kai-agent approval endpoint did not take the decision on "
-                f"{event.tool_name}: {exc} (for a kai-assistant server, use --service assistant)"
+                f"{event.tool_name}: {exc} (for a kai-assistant "
+                f"server, use --service assistant, or KaiClient(backend='assistant'))"
             )
         self._settled(event.tool_call_id)
 

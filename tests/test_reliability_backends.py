@@ -165,7 +165,8 @@ async def test_kai_assistant_taken_for_kai_agent_runs_the_tool_without_an_error(
     assert len([e for e in events if isinstance(e, ApprovalDecisionEvent)]) == 1
     assert reports == [
         "note: this server asks for approvals the kai-assistant way; the decision was "
-        "sent that way (for this server, use --service assistant)"
+        "sent that way (for this server, use --service assistant, "
+        "or KaiClient(backend='assistant'))"
     ]
     assert isinstance(events[-1], FinishEvent)
     assert client_records(log, chat_id, "stream-error") == []
@@ -204,5 +205,7 @@ async def test_kai_chat_on_kai_assistant_taken_for_kai_agent_exits_0_without_an_
     assert result.returncode == 0, result
     # One note, no error (before: "the kai-agent approval endpoint did not take the decision").
     assert line.startswith("kai: note: this server asks for approvals the kai-assistant way")
-    assert line.endswith("(for this server, use --service assistant)")
+    assert line.endswith(
+        "(for this server, use --service assistant, or KaiClient(backend='assistant'))"
+    )
     assert "in.c-z" in kai_emulator.state.buckets
