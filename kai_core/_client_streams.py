@@ -13,13 +13,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-import httpx
 import msgspec
 
 from ._approvals import Answers, answer_parts
 from ._compat import enum_value
-from ._http import Transport
-from ._stream import EventLogSink, EventStream, Opener, StreamPlan
 from .api import (
     ChatRequest,
     MessageMetadata,
@@ -28,14 +25,21 @@ from .api import (
     ToolRestrictions,
     encode_request,
 )
-from .assemble import MessageAssembler
 from .discovery import KaiBackend
 from .exceptions import KaiLogError
 from .records import LogRecord
 
 if TYPE_CHECKING:
+    # Only for the type checker: at run time these are imported where a
+    # stream is made, so that ``import kai_core.client`` loads neither httpx
+    # nor trio (issue 16: it must take at most half of ``import kai_client``).
+    import httpx
+
     from ._agent import ToolPolicy
+    from ._http import Transport
+    from ._stream import EventLogSink, EventStream, Opener, StreamPlan
     from .api import ChatDetail
+    from .assemble import MessageAssembler
 
 __all__ = ["StreamMethods"]
 
@@ -61,6 +65,8 @@ class StreamMethods:
         def _log_failed(self, error: KaiLogError) -> None: ...
 
     def _stream(self, chat_id: str, prepare: Callable[[str], Awaitable[StreamPlan]]) -> EventStream:
+        from ._stream import EventStream
+
         resume: Opener | None = None
         no_resume: str | None = None
         # kai-assistant resumes; a backend not named is asked too (a 204 or 404
@@ -111,6 +117,8 @@ class StreamMethods:
         return await self._http.send(request, retry=retry, stream=True)
 
     async def _assembler(self, message: dict[str, Any] | None = None) -> MessageAssembler:
+        from .assemble import MessageAssembler
+
         if self.backend is KaiBackend.AGENT:
             policy = await self.tool_policy()
             return MessageAssembler(message, agent_waiting=policy.waits)
@@ -148,6 +156,8 @@ class StreamMethods:
         body = self._chat_body(chat_id, message, visibility, branch_id, tool_restrictions)
 
         async def prepare(turn: str) -> StreamPlan:
+            from ._stream import StreamPlan
+
             assembler = await self._assembler()
             records = self._fact(
                 chat_id,
@@ -248,6 +258,8 @@ class StreamMethods:
         answers = dict(answers)
 
         async def prepare(turn: str) -> StreamPlan:
+            from ._stream import StreamPlan
+
             chat = await self.get_chat(chat_id)
             message, parts = answer_parts(chat, answers)
             reply = MessageRequest(id=message.id, role="assistant", parts=parts)
@@ -370,6 +382,8 @@ class StreamMethods:
         """
 
         async def prepare(turn: str) -> StreamPlan:
+            from ._stream import StreamPlan
+
             records = self._fact(chat_id, turn, "resume", {"skipped": skip})
             return StreamPlan(
                 lambda: self._open("GET", f"/api/chat/{chat_id}/stream", retry=True),

@@ -28,16 +28,13 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 
 from ._agent import ToolPolicy
 from ._client_streams import StreamMethods
 from ._compat import enum_value
-from ._http import RetryPolicy, Transport
-from ._stream import EventLogSink, EventStream
 from .api import (
     AgentSettings,
     ApprovalRequest,
@@ -61,7 +58,26 @@ from .discovery import KaiBackend, check_https, discover, parse_backend
 from .exceptions import KaiError, KaiLogError
 from .sse import DEFAULT_MAX_EVENT_SIZE
 
+if TYPE_CHECKING:
+    # The type checker sees the real imports; at run time httpx and trio (with
+    # the transport and the stream built on them) load when a client is made
+    # or a stream opened, so that ``import kai_core.client`` stays at most half
+    # of ``import kai_client`` (issue 16; tests/test_startup.py pins it).
+    import httpx
+
+    from ._http import Transport
+    from ._stream import EventLogSink, EventStream
+
 __all__ = ["EventStream", "KaiClient", "LogFailedWarning", "ToolPolicy"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EventStream``, imported on first use (PEP 562): see the imports above."""
+    if name == "EventStream":
+        from ._stream import EventStream
+
+        return EventStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LogFailedWarning(RuntimeWarning):
@@ -182,7 +198,9 @@ class KaiClient(StreamMethods):
         self.log_error: KaiLogError | None = None
         """The log failure that turned logging off, if any."""
         self._token = storage_api_token
-        self._http = Transport(
+        from ._http import RetryPolicy, Transport
+
+        self._http: Transport = Transport(
             self.base_url,
             storage_api_token,
             storage_api_url,

@@ -19,12 +19,17 @@ from __future__ import annotations
 import enum
 import ipaddress
 import warnings
+from typing import TYPE_CHECKING
 
-import httpx
-
-from ._http import RetryPolicy, Transport
 from .api import StorageIndex, TokenInfo, decode_response
 from .exceptions import KaiError, printable
+
+if TYPE_CHECKING:
+    # Imported where a URL is parsed or a request made: the client imports
+    # this module, and ``import kai_core.client`` must not load httpx (issue 16).
+    import httpx
+
+    from ._http import RetryPolicy, Transport
 
 __all__ = [
     "InsecureURLWarning",
@@ -84,6 +89,8 @@ def check_https(url: str, what: str, *, require_https: bool) -> bool:
     :param what: what the URL is, for the message (e.g. ``"the Kai service"``).
     :raises KaiError: ``config:insecure_url`` when it does not and ``require_https``.
     """
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -162,6 +169,8 @@ async def discover(
     if not found.url:
         raise KaiError(f"{backend.value} service has no URL", code="discovery:no_url")
     url = found.url.rstrip("/")
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
@@ -214,6 +223,8 @@ def _storage_api(
     retry: RetryPolicy | None,
     transport: httpx.AsyncBaseTransport | None,
 ) -> Transport:
+    from ._http import RetryPolicy, Transport
+
     return Transport(
         url,
         token,
