@@ -2,6 +2,8 @@
 
 Kept apart from :mod:`kai_shell.cli` so that a ``kai`` installed without its
 extra says in one line what to install, instead of a traceback about click.
+``--version`` alone is answered here, before click is imported: click and
+``importlib.metadata`` would take most of its time (issue 16).
 """
 
 from __future__ import annotations
@@ -11,6 +13,20 @@ import sys
 from kai_core._extras import MissingExtraError, require
 
 __all__ = ["kai", "kai_shell"]
+
+
+def _answer_version(program: str) -> None:
+    """Print ``<program> <version>`` and exit when ``--version`` is the only argument.
+
+    The output is click's ``version_option`` message, so nothing changes for
+    a caller; any other command line goes to click as before. The version is
+    ``kai_core.__version__`` (tests/test_startup.py holds it to the package's).
+    """
+    if sys.argv[1:] == ["--version"]:
+        from kai_core import __version__
+
+        sys.stdout.write(f"{program} {__version__}\n")
+        raise SystemExit(0)
 
 
 def _require_cli(program: str) -> None:
@@ -23,7 +39,8 @@ def _require_cli(program: str) -> None:
 
 def kai() -> None:
     """``kai``: the command line."""
-    _require_cli("kai")
+    _require_cli("kai")  # first: a lean install says what to install, even to --version
+    _answer_version("kai")
     from .cli import main
 
     main()
@@ -31,7 +48,8 @@ def kai() -> None:
 
 def kai_shell() -> None:
     """``kai-shell``: the interactive shell."""
-    _require_cli("kai-shell")
+    _require_cli("kai-shell")  # first: a lean install says what to install, even to --version
+    _answer_version("kai-shell")
     from .repl import main
 
     main()

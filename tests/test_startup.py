@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,53 @@ def test_making_a_client_loads_its_transport_then() -> None:
     )
     assert {"httpx", "trio"} <= loaded
     assert sorted(loaded & {"hypercorn", "h2", "starlette", "sqlite3"}) == []
+
+
+def _script(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed in this environment")
+    return str(path)
+
+
+@pytest.mark.parametrize("program", ["kai", "kai-shell"])
+def test_version_answers_without_click(program: str) -> None:
+    done = subprocess.run(
+        [_script(program), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env_tracing_imports(),
+    )
+    assert done.returncode == 0, done.stderr
+    from importlib.metadata import version
+
+    # click's version_option said exactly this; the installed version, not a copy
+    assert done.stdout == f"{program} {version('kai')}\n"
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert "kai_core" in imported  # the trace works
+    assert (
+        sorted(imported & {"click", "kai_shell.cli", "kai_shell.repl", "importlib.metadata"}) == []
+    )
+
+
+@pytest.mark.parametrize("program", ["kai", "kai-shell"])
+def test_version_with_more_arguments_is_click_s(program: str) -> None:
+    # Only a lone --version is answered early; click still owns the rest
+    # (and refuses the unknown option, as before).
+    done = subprocess.run(
+        [_script(program), "--version", "--no-such-option"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "No such option" in done.stderr
+
+
+def _env_tracing_imports() -> dict[str, str]:
+    import os
+
+    # -X importtime through the environment: the console script's own imports
+    # are listed on stderr, one per line, the module name last.
+    return {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
