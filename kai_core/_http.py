@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import httpx
 import msgspec
-import trio
 
 from ._masking import MIN_SECRET, TokenMask
 from .exceptions import (
@@ -251,7 +250,7 @@ class Transport:
             except httpx.TransportError as exc:
                 error = self.transport_error(exc, request)
                 if retry and attempt < self.retry.max_retries and _retryable(exc):
-                    await trio.sleep(self.retry.delay(attempt, self._rng))
+                    await _sleep(self.retry.delay(attempt, self._rng))
                     attempt += 1
                     continue
                 raise error from exc
@@ -267,7 +266,7 @@ class Transport:
             ):
                 retry_after = error.retry_after if isinstance(error, KaiRateLimitError) else None
                 if retry_after is None or retry_after <= self.retry.max_retry_after:
-                    await trio.sleep(self.retry.delay(attempt, self._rng, retry_after))
+                    await _sleep(self.retry.delay(attempt, self._rng, retry_after))
                     attempt += 1
                     continue
             raise error
@@ -348,10 +347,21 @@ async def read_error_body(response: httpx.Response) -> bytes:
         return b""
 
 
+async def _sleep(seconds: float) -> None:
+    # trio is imported here, not at the top: this runs under trio.run (so it is
+    # loaded already), while making a KaiClient, which builds a Transport, does
+    # not need trio (issue 16: import + KaiClient(...) against kai-client's).
+    import trio
+
+    await trio.sleep(seconds)
+
+
 async def close_response(
     response: httpx.Response, reads: AsyncIterator[bytes] | None = None
 ) -> None:
     """Close ``response``, whose body ``reads`` (httpx's) may be half read; never raises."""
+    import trio  # see _sleep
+
     with trio.CancelScope(shield=True):
         if reads is not None:
             # httpx reads through a chain of async generators; abandoning it
