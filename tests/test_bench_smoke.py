@@ -131,6 +131,7 @@ def test_bench_startup_runs(bench_env: dict[str, str]) -> None:
         args.append("--no-kai-client")  # never install from the network in a test
     out = run_script(args, bench_env)
     assert "kai-shell to prompt" in out
+    assert "Start-up figures (issue 16)" in out
 
 
 def test_bench_aio_runs(bench_env: dict[str, str]) -> None:
