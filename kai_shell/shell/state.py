@@ -10,16 +10,12 @@ atomic in CPython).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kai_core.events import (
-    Event,
-    FinishEvent,
-    TextEvent,
-    ToolApprovalRequestEvent,
-    ToolCallEvent,
-    UsageEvent,
-)
+if TYPE_CHECKING:
+    # At run time only :meth:`ShellState.see` needs them, and events exist by
+    # then: kai-shell's first prompt is made without msgspec (issue 16).
+    from kai_core.events import Event, ToolApprovalRequestEvent
 
 __all__ = ["ChatEntry", "PendingApproval", "ShellState"]
 
@@ -99,6 +95,14 @@ class ShellState:
 
     def see(self, event: Event) -> None:
         """Count tokens, collect the answer's text and remember tool names."""
+        from kai_core.events import (
+            FinishEvent,
+            TextEvent,
+            ToolApprovalRequestEvent,
+            ToolCallEvent,
+            UsageEvent,
+        )
+
         if isinstance(event, TextEvent):
             self._answer.append(event.text)
             self.last_answer = "".join(self._answer)
