@@ -50,6 +50,6 @@ def kai_shell() -> None:
     """``kai-shell``: the interactive shell."""
     _require_cli("kai-shell")  # first: a lean install says what to install, even to --version
     _answer_version("kai-shell")
-    from .repl import main
+    from .shell.launch import main
 
     main()

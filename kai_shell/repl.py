@@ -29,6 +29,11 @@ We chose this over trio guest mode on an asyncio host because:
 A background task (in the shell's nursery, no hidden threads) connects to the
 server so the prompt opens at once, offline until the server answers;
 another refreshes the cached chat list completion reads.
+
+On a terminal, the very first prompt comes earlier still: ``kai-shell``
+shows it in the main thread before trio is imported, while one thread
+imports this module and the rest, and the shell takes over the same
+prompt and runs the first line (:mod:`.shell.early`, :mod:`.shell.launch`).
 """
 
 from __future__ import annotations
@@ -42,26 +47,25 @@ from contextlib import aclosing, contextmanager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TextIO
 
-import click
 import trio
 
-from kai_core._terminal import is_terminal
 from kai_core.events import ApprovalDecisionEvent, Event, ToolApprovalRequestEvent
 from kai_core.exceptions import KaiConnectionError, KaiError, KaiTimeoutError
 from kai_core.policy import AnswerInfo, ApprovalDecision, ApprovalRequest, VoteDecision
 from kai_core.sanitize import for_terminal
 
-from .runtime import Options, Runtime, UsageError, fill_from_environment
+from .runtime import Runtime, UsageError
 from .shell.answer import Deferred, RunningAnswer
 from .shell.approval import APPROVAL_HELP, ApprovalPrompt, describe_request, parse_reply
 from .shell.builtins import BUILTINS
 from .shell.commands import ShellCommand
 from .shell.context import ShellContext
+from .shell.early import EarlyPrompt, greet, new_chat_id, wants_color
 from .shell.keys import QUIT_HINT
 from .shell.prompt import build_prompt
 from .shell.state import ChatEntry, ShellState
 from .shell.terminal import keys_not_echoed
-from .shell.theme import LINE_COLORS, THEMES, choose_theme
+from .shell.theme import LINE_COLORS, choose_theme
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -74,7 +78,7 @@ if TYPE_CHECKING:
 
     from .converse import AnswerRenderer
 
-__all__ = ["Shell", "main", "run_shell", "run_shell_async"]
+__all__ = ["Shell", "run_shell", "run_shell_async"]
 
 CONNECT_WAIT = 15.0  # seconds a message waits for a connection still being made
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between attempts to reach the server (doubling)
@@ -114,28 +118,45 @@ class Shell:
         history: History | None = None,
         handle_sigint: bool = True,
         welcome: str | None = None,
+        early: EarlyPrompt | None = None,
     ) -> None:
         self.runtime = runtime
-        self.out: TextIO = stream or sys.stdout
-        self.color = _wants_color(self.out)
+        self.out: TextIO = early.out if early else stream or sys.stdout
+        self.color = wants_color(self.out)
         self.theme = choose_theme(runtime.options.theme)
         self.welcome = welcome
         self.offline_only = offline
         self.handle_sigint = handle_sigint
-        self.state = ShellState(chat_id=chat_id or _new_chat_id())
-        self.state.server = "offline" if offline else "connecting"
-        self.state.server_note = "--offline" if offline else ""
+        self._early = early
+        if early is not None:
+            self.state = early.state  # the prompt already showing reads this one
+        else:
+            self.state = ShellState(chat_id=chat_id or new_chat_id())
+            self.state.server = "offline" if offline else "connecting"
+            self.state.server_note = "--offline" if offline else ""
         if runtime.report is None:
             runtime.report = self.warn
         self.client: KaiClient | None = None
         self.session: Session | None = None
         self.log: EventLog | None = self._open_log()
-        self.registry = BUILTINS.copy()
+        if early is not None:
+            self.registry = early.registry  # the prompt's completer reads this one
+            self.registry.take(BUILTINS)
+        else:
+            self.registry = BUILTINS.copy()
         self._add_plugin_commands()
         self.renderer = self._make_renderer()
-        self.prompt = build_prompt(
-            self.registry, self.state, history=history, input=input, output=output, theme=self.theme
-        )
+        if early is not None:
+            self.prompt = early.prompt
+        else:
+            self.prompt = build_prompt(
+                self.registry,
+                self.state,
+                history=history,
+                input=input,
+                output=output,
+                theme=self.theme,
+            )
         self._input, self._output = input, output
         self._scope: trio.CancelScope | None = None
         self._answer: RunningAnswer | None = None  # the answer streaming or parked
@@ -253,7 +274,10 @@ class Shell:
                 self._retrying = True
                 nursery.start_soon(self._connection)
             self.refresh_chats()
-            self._greet()
+            if self._early is None:
+                greet(self.state, self.welcome, self.styled)
+            elif self._early.first_line is not None:
+                await self.handle(self._early.first_line)
             while not self.quitting:
                 line = await self._read_line()
                 if line is None:
@@ -261,17 +285,6 @@ class Shell:
                 await self.handle(line)
             nursery.cancel_scope.cancel()
         self._nursery = None
-
-    def _greet(self) -> None:
-        title = self.state.title_of(self.state.chat_id or "")
-        where = f"chat {self.state.chat_id}" + (f" ({title})" if title else " (new)")
-        self.dim(f"kai-shell: {where}. Type a message; /help for commands; Ctrl-D to quit.")
-        if self.welcome:
-            self.echo(self.welcome)
-        if self.state.server == "offline":
-            self.warn(
-                f"offline ({self.state.server_note}): recorded chats work: /chats /search /replay"
-            )
 
     async def _read_line(self) -> str | None:
         """The next line typed; None at Ctrl-D."""
@@ -483,7 +496,7 @@ class Shell:
 
     def new_chat(self) -> str:
         """Start a new chat; its id."""
-        chat_id = _new_chat_id()
+        chat_id = new_chat_id()
         self.switch_chat(chat_id)
         self.state.tokens_in = self.state.tokens_out = 0
         return chat_id
@@ -738,18 +751,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _new_chat_id() -> str:
-    import uuid
-
-    return str(uuid.uuid4())
-
-
-def _wants_color(stream: TextIO) -> bool:
-    import os
-
-    return is_terminal(stream) and not os.environ.get("NO_COLOR")
-
-
 def _describe(client: Any) -> str:
     from urllib.parse import urlsplit
 
@@ -787,50 +788,3 @@ async def run_shell_async(
 def run_shell(runtime: Runtime, *, chat_id: str | None = None, offline: bool = False) -> None:
     """Blocking form of :func:`run_shell_async` (runs trio)."""
     trio.run(lambda: run_shell_async(runtime, chat_id, offline=offline))
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kai", prog_name="kai-shell", message="%(prog)s %(version)s")
-@click.option("--token", help="Keboola Storage API token (or STORAGE_API_TOKEN).")
-@click.option("--url", help="Keboola Storage API URL (or STORAGE_API_URL).")
-@click.option("--base-url", help="Kai API base URL; skips discovery (or KAI_BASE_URL).")
-@click.option(
-    "--service",
-    type=click.Choice(["agent", "assistant"]),
-    help="Backend to discover (or KAI_SERVICE): agent (current) or assistant (legacy).",
-)
-@click.option("--db", type=click.Path(dir_okay=False), help="Event log file (or KAI_DB).")
-@click.option("--no-log", is_flag=True, help="Do not record this session in the event log.")
-@click.option("--renderer", help="How answers are shown: markdown, plain, json, or a plugin's.")
-@click.option("--policy", type=click.Path(dir_okay=False), help="Approval rules file (TOML).")
-@click.option("--auto-approve", is_flag=True, help="Approve tool calls no policy decided.")
-@click.option("--vote", is_flag=True, help="Ask for a vote after each answer.")
-@click.option("--chat-id", help="Continue this chat (its id, or a prefix of it).")
-@click.option("--offline", is_flag=True, help="Do not connect: only recorded chats.")
-@click.option(
-    "--theme",
-    type=click.Choice(THEMES),
-    help="Colours for a dark or light terminal (or KAI_THEME; default: from COLORFGBG, else dark).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def main(chat_id: str | None, offline: bool, **options: Any) -> None:
-    """kai-shell: chat with Kai; every chat recorded, searchable, replayable offline.
-
-    \b
-    Keys: Enter sends, Esc-Enter (Alt-Enter) adds a line, Ctrl-C stops an
-    answer or clears the line, Ctrl-R searches history, Ctrl-X Ctrl-E edits
-    in $EDITOR, Ctrl-D quits. Type /help in the shell for its commands.
-    """
-
-    fill_from_environment(options, "kai-shell")
-    runtime = Runtime(Options(**options))
-    try:
-        trio.run(lambda: run_shell_async(runtime, chat_id, offline=offline))
-    except KeyboardInterrupt:  # only before the shell owns SIGINT
-        sys.exit(130)
-    except UsageError as exc:
-        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
-        sys.exit(exc.code)
-    except KaiError as exc:
-        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
-        sys.exit(1)

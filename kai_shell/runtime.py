@@ -182,20 +182,34 @@ class Runtime:
 
     def _start_telemetry(self, plugins: Plugins) -> None:
         """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` or the config asks."""
-        from kai_plugins.telemetry import (
-            ENABLE_ENV,
-            TelemetryConfigError,
-            register_telemetry,
-            telemetry_enabled,
-        )
+        from kai_plugins.telemetry import ENABLE_ENV, register_telemetry
 
-        try:
-            if not telemetry_enabled():
-                return
-        except TelemetryConfigError as exc:
-            raise UsageError(str(exc), code=3) from None
+        if not self._telemetry_wanted():
+            return
         require_extra("otel", f"telemetry ({ENABLE_ENV})")
         register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
+
+    def _telemetry_wanted(self) -> bool:
+        """Whether telemetry is on; :raises UsageError: (exit 3) its settings are broken."""
+        from kai_plugins.telemetry import TelemetryConfigError, telemetry_enabled
+
+        try:
+            return telemetry_enabled()
+        except TelemetryConfigError as exc:
+            raise UsageError(str(exc), code=3) from None
+
+    def check_config(self) -> None:
+        """Read what could stop the program (the policy files, the telemetry
+        settings) without loading the plugins: kai-shell's early prompt
+        (:mod:`kai_shell.shell.early`) shows only once this has passed.
+
+        :raises UsageError: (exit 3) as :attr:`permissions` and :attr:`plugins` would.
+        """
+        _ = self.permissions
+        if self._telemetry_wanted():
+            from kai_plugins.telemetry import ENABLE_ENV
+
+            require_extra("otel", f"telemetry ({ENABLE_ENV})")
 
     @property
     def log(self) -> EventLog | None:

@@ -201,6 +201,13 @@ class CommandRegistry:
         other._aliases = dict(self._aliases)
         return other
 
+    def take(self, other: CommandRegistry) -> None:
+        """Have ``other``'s commands instead of these (the early prompt's registry
+        gets the built-ins so). Each table is replaced in one assignment, so a
+        completer reading it from another thread never sees one half filled."""
+        self._commands = dict(other._commands)
+        self._aliases = dict(other._aliases)
+
     def get(self, name: str) -> ShellCommand | None:
         """The command called ``name`` (with or without its slash, or an alias)."""
         name = name.lstrip("/")
