@@ -132,6 +132,7 @@ def test_bench_startup_runs(bench_env: dict[str, str]) -> None:
     out = run_script(args, bench_env)
     assert "kai-shell to prompt" in out
     assert "Start-up figures (issue 16)" in out
+    assert "kai-shell to /help done" in out
 
 
 def test_bench_aio_runs(bench_env: dict[str, str]) -> None:
