@@ -276,6 +276,8 @@ class Shell:
             self.refresh_chats()
             if self._early is None:
                 greet(self.state, self.welcome, self.styled)
+            elif self._early.interrupted:
+                self.warn("stopped (Ctrl-C) before it ran: the first line is in the history (Up)")
             elif self._early.first_line is not None:
                 await self.handle(self._early.first_line)
             while not self.quitting:

@@ -28,6 +28,7 @@ always did.
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -76,6 +77,8 @@ class EarlyPrompt:
     """Run in the loader thread: import what the shell needs, return the built-in commands."""
     first_line: str | None = None
     """What was typed at the first prompt; None: Ctrl-D (quit)."""
+    interrupted: bool = False
+    """Ctrl-C came after the first line, before the shell owned SIGINT: the line is not run."""
     _loader: threading.Thread | None = field(default=None, repr=False)
     _load_error: BaseException | None = field(default=None, repr=False)
 
@@ -134,13 +137,23 @@ class EarlyPrompt:
             self._load_error = exc
 
     def loaded(self) -> None:
-        """Wait for the loader thread; raise what it raised."""
+        """Wait for the loader thread; raise what it raised.
+
+        From here until the shell holds SIGINT itself, Ctrl-C only marks the
+        first line as stopped (:attr:`interrupted`): had the shell been
+        loaded, it would have stopped that line's answer, not ended the
+        shell. (trio leaves a handler that is not Python's default alone.)
+        """
+        signal.signal(signal.SIGINT, self._interrupt)
         if self._loader is None:
             self._start_loader()
         assert self._loader is not None
         self._loader.join()
         if self._load_error is not None:
             raise self._load_error
+
+    def _interrupt(self, signum: int, frame: object) -> None:
+        self.interrupted = True
 
 
 def new_chat_id() -> str:

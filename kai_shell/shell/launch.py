@@ -8,6 +8,7 @@ prompt only.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -69,7 +70,11 @@ def main(chat_id: str | None, offline: bool, **options: Any) -> None:
 
         from ..repl import run_shell_async
 
-        trio.run(lambda: run_shell_async(runtime, chat_id, offline=offline, early=early))
+        try:
+            trio.run(lambda: run_shell_async(runtime, chat_id, offline=offline, early=early))
+        finally:
+            if early is not None:  # EarlyPrompt.loaded's handler goes
+                signal.signal(signal.SIGINT, signal.default_int_handler)
     except KeyboardInterrupt:  # only before the shell owns SIGINT
         sys.exit(130)
     except UsageError as exc:
