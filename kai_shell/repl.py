@@ -99,6 +99,9 @@ class Shell:
     :param history: the prompt history (default: the history file).
     :param handle_sigint: own SIGINT while the shell runs (needs the main thread).
     :param welcome: lines shown after the greeting (``kai demo``'s things to try).
+    :param early: kai-shell's first prompt, already showing (:mod:`.shell.early`):
+        the shell goes on with its state, commands and prompt session, and
+        runs the line typed there instead of greeting again.
 
     Commands (built-in and plugins') get this object, as a
     :class:`~kai_shell.shell.context.ShellContext`: :meth:`echo`, :meth:`warn`,

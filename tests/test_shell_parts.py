@@ -368,3 +368,15 @@ def test_editor_runs_the_users_editor(tmp_path: Path) -> None:
     with pytest.raises(EditorError, match="exited with 3"):
         edit_text("", env={"EDITOR": failing})
     assert not [p for p in os.listdir(tmp_path) if p.startswith("kai-message-")]
+
+
+def test_a_registry_takes_the_builtins_for_a_completer_made_before_them() -> None:
+    # kai-shell's early prompt: its completer exists before the built-ins are
+    # imported, and sees them once the loader hands them over.
+    registry = CommandRegistry()
+    completer = ShellCompleter(registry, ShellState())
+    assert completions(completer, "/he") == []
+    registry.take(BUILTINS)
+    assert completions(completer, "/he") == ["/help "]
+    registry.add(ShellCommand("mine", lambda shell, args: None, help="a plugin's"))
+    assert BUILTINS.get("mine") is None  # a copy: the plugin's command stays in this shell
