@@ -152,6 +152,15 @@ class EarlyPrompt:
         if self._load_error is not None:
             raise self._load_error
 
+    def join(self) -> None:
+        """Wait for the loader thread, if it started (its errors are not wanted here).
+
+        Quitting at the first prompt calls this, so that no import is still
+        running in a daemon thread while the interpreter shuts down.
+        """
+        if self._loader is not None:
+            self._loader.join()
+
     def _interrupt(self, signum: int, frame: object) -> None:
         self.interrupted = True
 

@@ -64,6 +64,7 @@ def main(chat_id: str | None, offline: bool, **options: Any) -> None:
         early = open_early(runtime, chat_id=chat_id, offline=offline, load=_load_the_shell)
         if early is not None:
             if early.read_first_line() is None:
+                early.join()
                 return  # Ctrl-D at the first prompt
             early.loaded()  # the rest, imported while the user typed
         import trio
