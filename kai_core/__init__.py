@@ -10,12 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _httpx_cli
-
 __version__ = "0.1.0"
-
-# Before anything here imports httpx: its CLI (click, rich, pygments) stays out.
-_httpx_cli.install()
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {

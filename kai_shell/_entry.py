@@ -12,6 +12,8 @@ import sys
 
 from kai_core._extras import MissingExtraError, require
 
+from . import _httpx_cli
+
 __all__ = ["kai", "kai_shell"]
 
 
@@ -41,6 +43,7 @@ def kai() -> None:
     """``kai``: the command line."""
     _require_cli("kai")  # first: a lean install says what to install, even to --version
     _answer_version("kai")
+    _httpx_cli.install()
     from .cli import main
 
     main()
@@ -50,6 +53,7 @@ def kai_shell() -> None:
     """``kai-shell``: the interactive shell."""
     _require_cli("kai-shell")  # first: a lean install says what to install, even to --version
     _answer_version("kai-shell")
+    _httpx_cli.install()
     from .shell.launch import main
 
     main()

@@ -25,7 +25,7 @@ def loaded_after(code: str) -> set[str]:
     """The modules in ``sys.modules`` after a fresh interpreter runs ``code``.
 
     A package counts when it is there itself: a submodule's import brings its
-    package first (``httpx._main``, kai_core's stand-in, alone is no httpx).
+    package first (``httpx._main``, kai's stand-in, alone is no httpx).
     """
     probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
@@ -110,22 +110,56 @@ def _env_tracing_imports() -> dict[str, str]:
     return {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
 
 
-def test_making_a_client_leaves_httpx_s_command_line_out() -> None:
-    # httpx's __init__ imports its CLI (click, rich, pygments: ~45 ms) unless
-    # kai_core's stand-in is there first (kai_core/_httpx_cli.py).
+def test_making_a_client_loads_no_trio() -> None:
+    # The transport imports trio where it sleeps or shields, not to exist.
     loaded = loaded_after(
         "from kai_core.client import KaiClient\n"
         "KaiClient('token-123456789', 'https://connection.keboola.com', 'https://kai.example')\n"
     )
-    assert sorted(loaded & {"click", "rich", "pygments", "trio"}) == []
+    assert "trio" not in loaded
 
 
-def test_httpx_s_command_line_still_runs_after_kai_core() -> None:
+def test_the_library_leaves_httpx_alone() -> None:
+    # The stand-in for httpx's command line is for kai's own processes only:
+    # an embedder who imports kai_core gets httpx exactly as httpx made it.
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import kai_core, httpx, sys\n"
+            "import kai_core.client, httpx, httpx._main as m; print(m.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("_main.py")
+
+
+def test_kai_leaves_httpx_s_command_line_out() -> None:
+    # httpx's __init__ imports its CLI (click's rich and pygments helpers,
+    # ~45-150 ms) unless kai's stand-in is there first (kai_shell/_httpx_cli.py).
+    done = subprocess.run(
+        [_script("kai"), "--url", "https://connection.keboola.com"]
+        + ["--base-url", "http://127.0.0.1:9", "--token", "x", "ping"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**_env_tracing_imports(), "KAI_DB": "/nonexistent/kai.db"},
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "httpx" in imported, done.stderr[-2000:]  # the trace works, and ping made a client
+    assert sorted(imported & {"httpx._main", "rich", "pygments"}) == []
+
+
+def test_httpx_s_command_line_still_runs_behind_the_stand_in() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kai_shell import _httpx_cli\n"
+            "_httpx_cli.install()\n"
+            "import httpx, sys\n"
             "assert 'click' not in sys.modules\n"
             "httpx.main(['--help'])\n",
         ],

@@ -1,4 +1,4 @@
-"""Keep httpx's command-line tool out of every program that imports httpx.
+"""Keep httpx's command-line tool out of kai's own processes.
 
 ``httpx/__init__.py`` runs ``from ._main import main`` for its ``httpx``
 console script, and ``httpx._main`` imports click, rich and pygments whenever
@@ -8,7 +8,11 @@ to each ``import httpx``, which kai never uses (issue 16 measured it in
 
 :func:`install` puts a stand-in ``httpx._main`` in ``sys.modules`` before
 httpx is first imported. Its ``main`` imports the real module and runs it,
-so ``httpx.main()`` still works in a program that imported kai first.
+so ``httpx.main()`` would still work.
+
+Only kai's console scripts install it (:mod:`kai_shell._entry`): they own
+their process. ``import kai_core`` does not, since a library must not
+replace another library's modules in an embedder's program.
 """
 
 from __future__ import annotations
