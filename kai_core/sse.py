@@ -115,6 +115,20 @@ class SSEDecoder:
             self._pending_size = 0
         elif b"\n\n" not in data:
             return self._keep(data)
+        # The fast path, for what the AI SDK sends: complete events that are each
+        # one "data: <json>" line, then maybe the start of the next one. Split on
+        # the separator with the next event's prefix, the payloads come out of one
+        # C call with nothing to strip; they are the general path's exactly when
+        # the only newlines before the last blank line are the separators' (two
+        # each), and when no event can exceed the bound (the region is shorter).
+        end = data.rfind(b"\n\n")
+        if data[:6] == b"data: " and end <= self._max:
+            payloads = data[6:end].split(b"\n\ndata: ")
+            if data.count(0x0A, 0, end) == 2 * len(payloads) - 2:
+                tail = data[end + 2 :]
+                if tail:
+                    self._keep(tail)
+                return payloads
         events = data.split(b"\n\n")
         tail = events.pop()
         if tail:
