@@ -26,6 +26,7 @@ pool. A streamed answer's connection is never reused.
 from __future__ import annotations
 
 import re
+from itertools import repeat
 from typing import Any, Final
 
 # Imported by the client only when it reads a body, after httpx's default
@@ -49,6 +50,12 @@ _NEXT_CHUNK: Final = re.compile(rb"\r\n([0-9A-Fa-f]{1,20})(?:;[^\n]*)?[ \t]*\r\n
 _TRAILER: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+:[^\x00\n\r\x0b\x0c]*")
 _FOLDED: Final = re.compile(rb"[ \t][^\x00\n\r\x0b\x0c]*")  # an obsolete continuation line
 _END_OF_TRAILERS: Final = re.compile(rb"\n\r?\n")
+# Chunks smaller than this are taken many at once (``_whole_chunks``): that
+# scans the read for CRLFs (~1 ns a byte), which costs less than the one-by-one
+# loop's ~0.5 µs per chunk only while chunks are small.
+_SMALL_CHUNK: Final = 512
+# Size lines without extensions or whitespace, one a line (see ``_whole_chunks``).
+_SIZES: Final = re.compile(rb"[0-9A-Fa-f]{1,20}(?:\n[0-9A-Fa-f]{1,20})*")
 
 
 class BodyError(Exception):
@@ -141,19 +148,18 @@ class ChunkedBody:
                 # At a chunk-size line.
                 match = _SIZE_LINE.match(data, pos)
                 if match is None:
-                    # No complete size line here: it is cut by the read, or malformed.
-                    eol = data.find(b"\r\n", pos)
-                    if eol >= 0:
-                        raise BodyError(f"illegal chunk header: {data[pos : eol + 2][:80]!r}")
-                    if end - pos > _MAX_LINE:
-                        raise BodyError("chunk size line too long")
-                    self._held = data[pos:]
+                    self._hold_size_line(data, pos)
                     break
-                # The common case: whole chunks one after the other in this read. One
-                # regex per chunk checks the CRLF after its data and reads the next size.
+                # Small chunks (one per SSE event is common): maybe many, all at once.
+                taken = _whole_chunks(data, match, out)
+                if taken:
+                    pos = taken  # at the size line of the first chunk not taken
+                    continue
+                pos = match.end()
+                left = int(match[1], 16)
+                # The chunks one by one: one regex per chunk checks the CRLF after its
+                # data and reads the next size.
                 while True:
-                    pos = match.end()
-                    left = int(match[1], 16)
                     if not left:
                         self._trailers = True
                         break
@@ -165,10 +171,21 @@ class ChunkedBody:
                     if follow is None:
                         break  # its CRLF goes on past this read (or is wrong)
                     out.append(data[pos : pos + left])
-                    match = follow
+                    pos = follow.end()
+                    left = int(follow[1], 16)
         finally:
             self._left = left
             self._crlf = crlf
+
+    def _hold_size_line(self, data: bytes, pos: int) -> None:
+        """No complete size line at ``pos``: keep it for the next read if it is cut
+        by this one; raise if it is malformed or too long."""
+        eol = data.find(b"\r\n", pos)
+        if eol >= 0:
+            raise BodyError(f"illegal chunk header: {data[pos : eol + 2][:80]!r}")
+        if len(data) - pos > _MAX_LINE:
+            raise BodyError("chunk size line too long")
+        self._held = data[pos:]
 
     def _read_trailers(self, data: bytes, pos: int) -> None:
         """Read trailer fields (ignored) up to the blank line that ends the body."""
@@ -200,6 +217,40 @@ class ChunkedBody:
                 "peer closed connection without sending complete message body "
                 "(incomplete chunked read)"
             )
+
+
+def _whole_chunks(data: bytes, size_line: re.Match[bytes], out: list[bytes]) -> int:
+    """Take the whole chunks that follow one another from ``size_line`` in one go.
+
+    The one-by-one loop of :meth:`ChunkedBody._parse` costs a regex match, an
+    ``int`` and a slice per chunk in Python (~0.6 µs when each chunk is one
+    SSE event); here one ``split`` at every CRLF cuts the read into size lines
+    and chunk data, and C calls check all of them at once. They are the
+    chunks the loop would take exactly when every size line is 1-20 hex
+    digits (no extension, no whitespace: the general path reads those), every
+    piece of data is as long as its size says (data holding a CRLF is cut
+    short) and none is 0 (the last chunk: trailers follow). Only tried when
+    the first chunk is small (see :data:`_SMALL_CHUNK`).
+
+    :returns: where the first chunk not taken starts (its size line); 0 when
+        none was taken.
+    """
+    if int(size_line[1], 16) >= _SMALL_CHUNK:
+        return 0
+    pos = size_line.start()
+    parts = data[pos:].split(b"\r\n")  # size, data, size, data, ..., the rest
+    n = (len(parts) - 1) // 2  # the chunks whose size line and data both end in CRLF
+    if not n:
+        return 0
+    sizes = parts[0 : 2 * n : 2]
+    pieces = parts[1 : 2 * n : 2]
+    if _SIZES.fullmatch(b"\n".join(sizes)) is None:
+        return 0
+    lengths = list(map(len, pieces))
+    if lengths != list(map(int, sizes, repeat(16))) or not all(lengths):
+        return 0
+    out.extend(pieces)
+    return len(data) - len(b"\r\n".join(parts[2 * n :]))  # (one or two parts)
 
 
 class LengthBody:
