@@ -67,7 +67,17 @@ from ._stream_parts.masking import StreamMask
 from ._stream_parts.resume import ResumeCheck
 from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
-from .chunks import Chunk, ToolInputAvailableChunk, decode_chunk
+from .chunks import (
+    Chunk,
+    ToolApprovalRequestChunk,
+    ToolInputAvailableChunk,
+    ToolInputErrorChunk,
+    ToolOutputAvailableChunk,
+    ToolOutputDeniedChunk,
+    ToolOutputErrorChunk,
+    decode_chunk,
+    decode_known_chunk,
+)
 from .events import Event
 from .exceptions import (
     KaiError,
@@ -90,6 +100,18 @@ _TOOL_SETTLED = frozenset(
         "tool-output-error",
         "tool-output-denied",
         "tool-input-error",
+    }
+)
+# The chunk classes of _TOOL_SETTLED and tool-input-available: the only ones
+# _track_tool looks at (a set lookup per chunk instead of a method call).
+_TOOL_TRACKED = frozenset(
+    {
+        ToolInputAvailableChunk,
+        ToolApprovalRequestChunk,
+        ToolOutputAvailableChunk,
+        ToolOutputErrorChunk,
+        ToolOutputDeniedChunk,
+        ToolInputErrorChunk,
     }
 )
 AGENT_WAIT_CHECK = 5.0
@@ -560,19 +582,21 @@ class EventStream:
             check_utf8 = self._utf8.needs_payload_check(data)
             record = writer.server if writer.sink is not None else None
             fold = assembler.feed
+            track = self._agent_waits is not None
+            chunk: Chunk | None
             for payload in payloads:
                 if not payload:
                     continue
                 if check_utf8 and not payload.isascii():
                     check_payload(payload)
                 try:
-                    chunk = decode_chunk(payload)
-                except KaiStreamError:
-                    if payload.strip():
-                        raise
-                    continue  # only whitespace: an empty event (stripped only here, it is rare)
+                    chunk = decode_known_chunk(payload)
+                except Exception:  # data-*, unknown or malformed: decode_chunk tells
+                    chunk = _decode_other(payload)
+                    if chunk is None:
+                        continue
                 position += 1
-                if self._agent_waits is not None:
+                if track and type(chunk) in _TOOL_TRACKED:
                     self._track_tool(chunk)
                 if tracked is not None:
                     tracked.append(payload)
@@ -701,6 +725,20 @@ class EventStream:
         conn = self._conn
         if conn is not None:
             await conn.aclose()
+
+
+def _decode_other(payload: bytes) -> Chunk | None:
+    """A payload that is no known chunk: a ``data-*`` or unknown one, or None when it
+    is only whitespace (an empty event: stripped only here, it is rare).
+
+    :raises KaiStreamError: a malformed chunk.
+    """
+    try:
+        return decode_chunk(payload)
+    except KaiStreamError:
+        if payload.strip():
+            raise
+        return None
 
 
 def _network_stream(response: httpx.Response) -> Any:

@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 
 from kai_core._h1 import ChunkedBody
 from kai_core._masking import MASK, TokenMask
+from kai_core._stream import _TOOL_SETTLED, _TOOL_TRACKED, _decode_other
+from kai_core.chunks import decode_chunk, decode_known_chunk
 from kai_core.exceptions import KaiStreamError
 from kai_core.sse import SSEDecoder
 
+from .conftest import FIXTURES
 from .test_h1_chunked import CHUNKED, agree
 from .test_h1_chunked import split as split_reads
 from .test_sse import ours, reference_payloads, split_at
@@ -210,3 +213,76 @@ def test_the_one_go_path_takes_whole_chunks_and_leaves_the_rest() -> None:
     assert body.done
     # A size that does not match its data: the general path says where it breaks.
     assert agree(CHUNKED, ChunkedBody(), [b"3\r\nabc\r\n2\r\nd\r\n1\r\nf\r\n"]) == "error"
+
+
+# -- EventStream._feed: known chunks decoded in one C call, the rest by decode_chunk -------
+
+_payloads = st.one_of(
+    st.sampled_from(
+        [
+            b'{"type":"text-delta","id":"t","delta":"hi"}',
+            b'{"type":"text-delta","delta":"no id"}',
+            b'{"type":"text-delta","id":"t","delta":5}',  # a known type, a wrong field
+            b'{"type":"data-usage","data":{"promptTokens":1}}',
+            b'{"type":"data-x","id":"a","data":null,"transient":true}',
+            b'{"type":"data-x","transient":"no"}',
+            b'{"type":"from-the-future","x":1}',
+            b'{"no":"type"}',
+            b'{"type":5}',
+            b"[1,2]",
+            b"not json",
+            b"   ",
+            b"\t\n",
+            b'{"type":"start"} trailing',
+            b"\xff\xfe",
+            b"[" * 2000,
+        ]
+    ),
+    st.builds(
+        lambda kind, rest: b'{"type":"' + kind.encode() + b'"' + rest + b"}",
+        st.sampled_from(["start", "finish", "tool-input-available", "error", "abort", "data-y"]),
+        st.sampled_from([b"", b',"x":1', b',"toolCallId":"c","toolName":"t","input":{}']),
+    ),
+    st.binary(max_size=30),
+)
+
+
+def _feed_decode(payload: bytes) -> object:
+    """What EventStream._feed does with one payload (its decode step)."""
+    try:
+        return decode_known_chunk(payload)
+    except Exception:
+        return _decode_other(payload)
+
+
+def _general_decode(payload: bytes) -> object:
+    try:
+        return decode_chunk(payload)
+    except KaiStreamError:
+        if payload.strip():
+            raise
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=_payloads)
+def test_the_feed_decodes_a_payload_as_decode_chunk_does(payload: bytes) -> None:
+    try:
+        expected = _general_decode(payload)
+    except KaiStreamError as exc:
+        with pytest.raises(KaiStreamError) as info:
+            _feed_decode(payload)
+        assert (info.value.code, info.value.message) == (exc.code, exc.message)
+        return
+    assert _feed_decode(payload) == expected
+
+
+def test_the_feed_decodes_every_fixture_payload_as_decode_chunk_does() -> None:
+    for path in sorted(FIXTURES.glob("*.sse")):
+        for payload in SSEDecoder().feed_bytes(path.read_bytes()):
+            if payload != b"[DONE]":
+                assert _feed_decode(payload) == _general_decode(payload), path.name
+
+
+def test_the_tool_chunks_tracked_are_those_track_tool_looks_at() -> None:
+    assert {cls.type for cls in _TOOL_TRACKED} == _TOOL_SETTLED | {"tool-input-available"}
