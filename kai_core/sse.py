@@ -119,12 +119,13 @@ class SSEDecoder:
         # one "data: <json>" line, then maybe the start of the next one. Split on
         # the separator with the next event's prefix, the payloads come out of one
         # C call with nothing to strip; they are the general path's exactly when
-        # the only newlines before the last blank line are the separators' (two
-        # each), and when no event can exceed the bound (the region is shorter).
+        # no payload holds a newline (the only newlines before the last blank line
+        # are then the separators'), and when no event can exceed the bound (the
+        # region is shorter). (Joining and a memchr take a quarter of a count.)
         end = data.rfind(b"\n\n")
         if data[:6] == b"data: " and end <= self._max:
             payloads = data[6:end].split(b"\n\ndata: ")
-            if data.count(0x0A, 0, end) == 2 * len(payloads) - 2:
+            if 0x0A not in b"".join(payloads):
                 tail = data[end + 2 :]
                 if tail:
                     self._keep(tail)
