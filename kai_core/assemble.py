@@ -58,6 +58,12 @@ __all__ = ["MessageAssembler", "SSEStreamParser", "merge_metadata", "parse_sse_e
 # the class (whose metaclass accepts kai-client's keywords, in Python).
 _replace: Final = msgspec.structs.replace
 _TEXT: Final = TextEvent(text="", state="streaming")
+# (Called through the events' metaclass, which takes kai-client's keywords, a class
+# costs ~1 µs per event; these come once or a few times per step.)
+_STEP_START: Final = StepStartEvent()
+_TOOL_CALL: Final = ToolCallEvent(tool_call_id="", state="")
+_USAGE: Final = UsageEvent(usage=UsageInfo())
+_NO_USAGE: Final = UsageInfo()
 _REASONING: Final = ReasoningEvent(text="")
 _PROTOCOL: Final = UnknownEvent(type="")
 _LEGACY_TEXT_ID: Final = ""  # the text part of ``text`` chunks and id-less deltas
@@ -312,7 +318,7 @@ class MessageAssembler:
 
     def _start_step(self, chunk: c.StartStepChunk | c.LegacyStepStartChunk) -> list[Event]:
         self._parts.append({"type": "step-start"})
-        return [StepStartEvent(chunk=chunk)]
+        return [_replace(_STEP_START, chunk=chunk)]
 
     def _finish_step(self, chunk: c.FinishStepChunk) -> list[Event]:
         self._active_text.clear()
@@ -404,7 +410,8 @@ class MessageAssembler:
             part["callProviderMetadata"] = chunk.provider_metadata
 
     def _tool_event(self, part: dict[str, Any], chunk: Any, state: str) -> ToolCallEvent:
-        event = ToolCallEvent(
+        event: ToolCallEvent = _replace(
+            _TOOL_CALL,
             tool_call_id=part["toolCallId"],
             tool_name=tool_name_of(part),
             state=state,
@@ -609,7 +616,7 @@ class MessageAssembler:
             # An empty or odd ``data`` counts nothing, but is still a usage event.
             usage = _usage_from(chunk.data if isinstance(chunk.data, dict) else {})
             self._add_usage(usage)
-            return [UsageEvent(usage=usage, chunk=chunk)]
+            return [_replace(_USAGE, usage=usage, chunk=chunk)]
         return [
             DataEvent(
                 type=chunk.type,
@@ -722,7 +729,8 @@ def _int(value: Any) -> int:
 
 
 def _usage_from(data: dict[str, Any]) -> UsageInfo:
-    return UsageInfo(
+    info: UsageInfo = _replace(
+        _NO_USAGE,
         prompt_tokens=_int(data.get("promptTokens")),
         completion_tokens=_int(data.get("completionTokens")),
         total_tokens=_int(data.get("totalTokens")),
@@ -730,6 +738,7 @@ def _usage_from(data: dict[str, Any]) -> UsageInfo:
         cache_write_tokens=_int(data.get("cacheWriteTokens")),
         reasoning_tokens=_int(data.get("reasoningTokens")),
     )
+    return info
 
 
 def parse_sse_event(data: dict[str, Any] | str | bytes) -> Event:

@@ -7,15 +7,19 @@ take the fast path, inputs that must fall back, and random ones.
 
 from __future__ import annotations
 
+import gc
+
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kai_core import assemble as a
 from kai_core._h1 import ChunkedBody
 from kai_core._masking import MASK, TokenMask
 from kai_core._stream import _TOOL_SETTLED, _TOOL_TRACKED, _decode_other
 from kai_core.chunks import decode_chunk, decode_known_chunk
+from kai_core.events import StepStartEvent, ToolCallEvent, UsageEvent, UsageInfo
 from kai_core.exceptions import KaiStreamError
 from kai_core.sse import SSEDecoder
 
@@ -286,3 +290,18 @@ def test_the_feed_decodes_every_fixture_payload_as_decode_chunk_does() -> None:
 
 def test_the_tool_chunks_tracked_are_those_track_tool_looks_at() -> None:
     assert {cls.type for cls in _TOOL_TRACKED} == _TOOL_SETTLED | {"tool-input-available"}
+
+
+# -- MessageAssembler: events copied from templates are the events the classes build -----
+
+
+def test_template_events_equal_the_events_their_classes_build() -> None:
+    chunk = decode_chunk(b'{"type":"start-step"}')
+    assert msgspec.structs.replace(a._STEP_START, chunk=chunk) == StepStartEvent(chunk=chunk)
+    fields = {"tool_call_id": "c", "tool_name": "t", "state": "started", "input": {"a": 1}}
+    assert msgspec.structs.replace(a._TOOL_CALL, **fields) == ToolCallEvent(**fields)
+    usage = a._usage_from({"promptTokens": 3, "totalTokens": True, "reasoningTokens": 2})
+    assert usage == UsageInfo(prompt_tokens=3, reasoning_tokens=2)
+    assert msgspec.structs.replace(a._USAGE, usage=usage) == UsageEvent(usage=usage)
+    for event in (a._STEP_START, a._TOOL_CALL, a._USAGE):
+        assert not gc.is_tracked(event)
