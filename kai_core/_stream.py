@@ -68,6 +68,7 @@ from ._stream_parts.resume import ResumeCheck
 from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
 from .chunks import (
+    DECODE_ERRORS,
     Chunk,
     ToolApprovalRequestChunk,
     ToolInputAvailableChunk,
@@ -75,8 +76,8 @@ from .chunks import (
     ToolOutputAvailableChunk,
     ToolOutputDeniedChunk,
     ToolOutputErrorChunk,
-    decode_chunk,
     decode_known_chunk,
+    decode_other_chunk,
 )
 from .events import Event
 from .exceptions import (
@@ -591,8 +592,8 @@ class EventStream:
                     check_payload(payload)
                 try:
                     chunk = decode_known_chunk(payload)
-                except Exception:  # data-*, unknown or malformed: decode_chunk tells
-                    chunk = _decode_other(payload)
+                except DECODE_ERRORS as exc:  # data-*, unknown or malformed
+                    chunk = _decode_other(payload, exc)
                     if chunk is None:
                         continue
                 position += 1
@@ -727,14 +728,15 @@ class EventStream:
             await conn.aclose()
 
 
-def _decode_other(payload: bytes) -> Chunk | None:
-    """A payload that is no known chunk: a ``data-*`` or unknown one, or None when it
-    is only whitespace (an empty event: stripped only here, it is rare).
+def _decode_other(payload: bytes, error: Exception) -> Chunk | None:
+    """A payload that is no known chunk (``error`` says why): a ``data-*`` or unknown
+    one, or None when it is only whitespace (an empty event: stripped only here, it
+    is rare).
 
     :raises KaiStreamError: a malformed chunk.
     """
     try:
-        return decode_chunk(payload)
+        return decode_other_chunk(payload, error)
     except KaiStreamError:
         if payload.strip():
             raise

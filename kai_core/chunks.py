@@ -409,9 +409,13 @@ _encoder: Final = msgspec.json.Encoder()
 decode_known_chunk: Final = _known_decoder.decode
 """The hot loops' first try: a known chunk in one C call, no Python frame.
 
-It raises msgspec's errors for anything else (a ``data-*`` or unknown type, a
-malformed payload); :func:`decode_chunk` then says what the payload is.
+It raises one of :data:`DECODE_ERRORS` for anything else (a ``data-*`` or
+unknown type, a malformed payload); :func:`decode_other_chunk` then says what
+the payload is.
 """
+DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What :data:`decode_known_chunk` raises for a payload that is no known chunk
+(RecursionError: JSON nested deeper than msgspec follows, ~1000 levels)."""
 
 
 def decode_chunk(payload: bytes | str) -> Chunk:
@@ -426,17 +430,24 @@ def decode_chunk(payload: bytes | str) -> Chunk:
     """
     try:
         return _known_decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        first_error: Exception = exc
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
-        # RecursionError: JSON nested deeper than msgspec follows (~1000 levels).
-        raise _malformed(payload, exc) from None
+    except DECODE_ERRORS as exc:
+        return decode_other_chunk(payload, exc)
+
+
+def decode_other_chunk(payload: bytes | str, error: Exception) -> Chunk:
+    """:func:`decode_chunk` for a payload :data:`decode_known_chunk` refused with ``error``.
+
+    :raises KaiStreamError: as :func:`decode_chunk`.
+    """
+    if not isinstance(error, msgspec.ValidationError):
+        raise _malformed(payload, error) from None
+    first_error = error
     try:
         kind = _type_decoder.decode(payload).type
     except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError):
         raise _malformed(payload, first_error) from None
     if kind in KNOWN_CHUNK_TYPES:
-        raise _malformed(payload, first_error)
+        raise _malformed(payload, first_error) from None  # (called while handling it)
     if kind.startswith("data-"):
         try:
             return _data_decoder.decode(payload)

@@ -18,7 +18,7 @@ from kai_core import assemble as a
 from kai_core._h1 import ChunkedBody
 from kai_core._masking import MASK, TokenMask
 from kai_core._stream import _TOOL_SETTLED, _TOOL_TRACKED, _decode_other
-from kai_core.chunks import decode_chunk, decode_known_chunk
+from kai_core.chunks import DECODE_ERRORS, decode_chunk, decode_known_chunk
 from kai_core.events import StepStartEvent, ToolCallEvent, UsageEvent, UsageInfo
 from kai_core.exceptions import KaiStreamError
 from kai_core.sse import SSEDecoder
@@ -255,8 +255,8 @@ def _feed_decode(payload: bytes) -> object:
     """What EventStream._feed does with one payload (its decode step)."""
     try:
         return decode_known_chunk(payload)
-    except Exception:
-        return _decode_other(payload)
+    except DECODE_ERRORS as exc:
+        return _decode_other(payload, exc)
 
 
 def _general_decode(payload: bytes) -> object:
