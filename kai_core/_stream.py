@@ -70,12 +70,8 @@ from .assemble import MessageAssembler
 from .chunks import (
     DECODE_ERRORS,
     Chunk,
-    ToolApprovalRequestChunk,
+    KnownChunk,
     ToolInputAvailableChunk,
-    ToolInputErrorChunk,
-    ToolOutputAvailableChunk,
-    ToolOutputDeniedChunk,
-    ToolOutputErrorChunk,
     decode_known_chunk,
     decode_other_chunk,
 )
@@ -103,17 +99,9 @@ _TOOL_SETTLED = frozenset(
         "tool-input-error",
     }
 )
-# The chunk classes of _TOOL_SETTLED and tool-input-available: the only ones
-# _track_tool looks at (a set lookup per chunk instead of a method call).
+# The chunk classes _track_tool looks at (a set lookup per chunk, not a method call).
 _TOOL_TRACKED = frozenset(
-    {
-        ToolInputAvailableChunk,
-        ToolApprovalRequestChunk,
-        ToolOutputAvailableChunk,
-        ToolOutputErrorChunk,
-        ToolOutputDeniedChunk,
-        ToolInputErrorChunk,
-    }
+    cls for cls in KnownChunk.__args__ if cls.type in _TOOL_SETTLED | {"tool-input-available"}
 )
 AGENT_WAIT_CHECK = 5.0
 """Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""

@@ -2,7 +2,9 @@
 
 Each fast path here skips work for the common shape of the AI SDK's stream;
 each test compares it with the general code it stands in for, on inputs that
-take the fast path, inputs that must fall back, and random ones.
+take the fast path, inputs that must fall back, and random ones. (The SSE
+decoder's and the chunked reader's fast paths are tested beside their
+oracles, in ``test_sse.py`` and ``test_h1_chunked.py``.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kai_core import assemble as a
-from kai_core._h1 import ChunkedBody
 from kai_core._masking import MASK, TokenMask
 from kai_core._stream import _TOOL_SETTLED, _TOOL_TRACKED, _decode_other
 from kai_core.chunks import DECODE_ERRORS, decode_chunk, decode_known_chunk
@@ -24,9 +25,6 @@ from kai_core.exceptions import KaiStreamError
 from kai_core.sse import SSEDecoder
 
 from .conftest import FIXTURES
-from .test_h1_chunked import CHUNKED, agree
-from .test_h1_chunked import split as split_reads
-from .test_sse import ours, reference_payloads, split_at
 
 TOKEN = "kai-secret-DEADBEEF/42"
 
@@ -82,141 +80,6 @@ def test_a_payload_without_backslash_is_returned_as_is() -> None:
     assert mask.escaped(data) is data
     escaped = b'{"type":"text-delta","delta":"kai-secret-DEADBEEF\\u002f42"}'
     assert mask.escaped(escaped) == b'{"type":"text-delta","delta":"***"}'
-
-
-# -- SSEDecoder.feed_bytes: a run of "data: <json>\n\n" events split in one call ----------
-
-_SIMPLE_EVENTS = [
-    b'data: {"type":"text-delta","id":"t","delta":"hi "}\n\n',
-    b'data: {"type":"start"}\n\n',
-    b"data: \n\n",  # an empty payload
-    b"data: [DONE]\n\n",
-    b'data: {"delta":"data: x"}\n\n',  # the prefix inside a payload
-    'data: {"delta":"é€😀"}\n\n'.encode(),
-]
-# Events the fast path must hand to the general path (the whole read falls back).
-_OTHER_EVENTS = [
-    b": keep-alive\n\n",
-    b"data: a\ndata: b\n\n",  # multi-line data
-    b"event: x\ndata: y\n\n",
-    b"id: 1\ndata: y\n\n",
-    b"data:nospace\n\n",
-    b"data: x\r\n\r\n",  # CRLF
-    b"data: x\r\rdata: y\r\r",  # CR
-    b"\n",  # a stray blank line: "\n\n\n"
-    b"data: x\n",  # a line, its event ended by the next blank line
-    b"datum: x\n\n",
-    b"retry: 5\n\n",
-]
-
-sse_streams = st.lists(
-    st.one_of(
-        st.sampled_from(_SIMPLE_EVENTS),
-        st.sampled_from(_SIMPLE_EVENTS),
-        st.sampled_from(_OTHER_EVENTS),
-        st.binary(max_size=6),
-    ),
-    max_size=25,
-).map(b"".join)
-
-
-@settings(max_examples=500, deadline=None)
-@given(data=sse_streams, cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=10))
-def test_sse_fast_path_agrees_with_httpx_sse_however_the_reads_split(
-    data: bytes, cuts: list[int]
-) -> None:
-    expected = reference_payloads([data])
-    assert ours([data]) == expected
-    assert ours(split_at(data, cuts)) == expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    events=st.lists(st.sampled_from(_SIMPLE_EVENTS), min_size=1, max_size=30),
-    cuts=st.lists(st.integers(min_value=0, max_value=1500), max_size=6),
-    tail=st.sampled_from([b"", b"da", b"data: {", b"data: x\n", b"data: x\n\n"]),
-)
-def test_sse_fast_path_on_simple_streams_gives_every_payload(
-    events: list[bytes], cuts: list[int], tail: bytes
-) -> None:
-    data = b"".join(events) + tail
-    decoder = SSEDecoder()
-    got: list[bytes] = []
-    for read in split_at(data, cuts):
-        got.extend(decoder.feed_bytes(read))
-    want = [e[6:-2] for e in events] + ([b"x"] if tail == b"data: x\n\n" else [])
-    assert got == want
-    assert decoder.has_pending == (tail not in (b"", b"data: x\n\n"))
-
-
-def test_sse_fast_path_falls_back_for_a_comment_or_multi_line_data() -> None:
-    decoder = SSEDecoder()
-    assert decoder.feed_bytes(b"data: a\n\n: ping\n\ndata: b\n\n") == [b"a", b"b"]
-    assert decoder.feed_bytes(b"data: a\n\ndata: b\ndata: c\n\ndata: d") == [b"a", b"b\nc"]
-    assert decoder.feed_bytes(b"\n\n") == [b"d"]
-
-
-def test_sse_fast_path_keeps_the_event_size_bound() -> None:
-    # Complete events longer than the bound are refused as on the general path.
-    decoder = SSEDecoder(max_event_size=14)
-    with pytest.raises(KaiStreamError):
-        decoder.feed_bytes(b"data: 1\n\ndata: 123456789\n\n")
-    decoder = SSEDecoder(max_event_size=15)
-    assert decoder.feed_bytes(b"data: 123456789\n\ndata: 1\n\n") == [b"123456789", b"1"]
-    # ... and so is a tail that already exceeds it.
-    decoder = SSEDecoder(max_event_size=15)
-    with pytest.raises(KaiStreamError):
-        decoder.feed_bytes(b"data: 1\n\ndata: 1234567890123")
-
-
-# -- ChunkedBody: many small whole chunks taken in one go ---------------------------------
-
-_plain_payloads = st.one_of(
-    st.sampled_from(
-        [b'data: {"type":"text-delta","delta":"hi "}\n\n', b"x", b"\r\n", b"ab\r\n1\r\n"]
-    ),
-    st.binary(min_size=1, max_size=40),
-)
-# Size lines the one-go path takes (plain hex) and ones it leaves to the general path.
-_size_line = st.one_of(
-    st.just("{:x}"),
-    st.just("{:x}"),
-    st.just("{:x}"),
-    st.sampled_from(["{:X}", "{:04x}", "{:020x}", "{:021x}", "{:x};a=b", "{:x} ", "{:x}\t"]),
-)
-_bad_size = st.sampled_from([b"+5", b" 5", b"0x5", b"5_0", b"zz", b"", b"-1", b"5\n", b"5\r"])
-
-
-@st.composite
-def small_chunked(draw: st.DrawFn) -> bytes:
-    """Many small chunks, mostly with plain size lines; sometimes a wrong one."""
-    out = b""
-    for p in draw(st.lists(_plain_payloads, max_size=40)):
-        fmt = draw(_size_line)
-        size = len(p) + draw(st.sampled_from([0, 0, 0, 0, 0, 0, 1, -1]))
-        line = fmt.format(max(size, 0)).encode()
-        if draw(st.integers(0, 30)) == 0:
-            line = draw(_bad_size)
-        out += line + b"\r\n" + p + b"\r\n"
-    out += b"0\r\n" + draw(st.sampled_from([b"\r\n", b"X-A: 1\r\n\r\n"]))
-    # Whatever follows is no part of the body, chunk-like or not.
-    return out + draw(st.sampled_from([b"", b"5\r\nhello\r\n0\r\n\r\n", b"junk"]))
-
-
-@settings(max_examples=600, deadline=None)
-@given(body=small_chunked(), cuts=st.lists(st.integers(min_value=0), max_size=6))
-def test_many_small_chunks_read_like_h11(body: bytes, cuts: list[int]) -> None:
-    agree(CHUNKED, ChunkedBody(), split_reads(body, cuts) or [body])
-
-
-def test_the_one_go_path_takes_whole_chunks_and_leaves_the_rest() -> None:
-    body = ChunkedBody()
-    # Three whole chunks, the fourth cut in its data, then its end and the last chunk.
-    assert body.feed(b"3\r\nabc\r\n2\r\nde\r\n1\r\nf\r\n4\r\ngh") == b"abcdefgh"
-    assert body.feed(b"ij\r\n0\r\n\r\n") == b"ij"
-    assert body.done
-    # A size that does not match its data: the general path says where it breaks.
-    assert agree(CHUNKED, ChunkedBody(), [b"3\r\nabc\r\n2\r\nd\r\n1\r\nf\r\n"]) == "error"
 
 
 # -- EventStream._feed: known chunks decoded in one C call, the rest by decode_chunk -------

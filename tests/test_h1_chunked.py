@@ -231,3 +231,53 @@ def test_content_length_bodies_read_like_h11(
 @given(payload=st.binary(max_size=500), cuts=st.lists(st.integers(min_value=0), max_size=20))
 def test_close_delimited_bodies_read_like_h11(payload: bytes, cuts: list[int]) -> None:
     assert agree([], CloseBody(), split(payload, cuts)) == "end"
+
+
+# -- ChunkedBody: many small whole chunks taken in one go ---------------------------------
+
+_plain_payloads = st.one_of(
+    st.sampled_from(
+        [b'data: {"type":"text-delta","delta":"hi "}\n\n', b"x", b"\r\n", b"ab\r\n1\r\n"]
+    ),
+    st.binary(min_size=1, max_size=40),
+)
+# Size lines the one-go path takes (plain hex) and ones it leaves to the general path.
+_size_line = st.one_of(
+    st.just("{:x}"),
+    st.just("{:x}"),
+    st.just("{:x}"),
+    st.sampled_from(["{:X}", "{:04x}", "{:020x}", "{:021x}", "{:x};a=b", "{:x} ", "{:x}\t"]),
+)
+_bad_size = st.sampled_from([b"+5", b" 5", b"0x5", b"5_0", b"zz", b"", b"-1", b"5\n", b"5\r"])
+
+
+@st.composite
+def small_chunked(draw: st.DrawFn) -> bytes:
+    """Many small chunks, mostly with plain size lines; sometimes a wrong one."""
+    out = b""
+    for p in draw(st.lists(_plain_payloads, max_size=40)):
+        fmt = draw(_size_line)
+        size = len(p) + draw(st.sampled_from([0, 0, 0, 0, 0, 0, 1, -1]))
+        line = fmt.format(max(size, 0)).encode()
+        if draw(st.integers(0, 30)) == 0:
+            line = draw(_bad_size)
+        out += line + b"\r\n" + p + b"\r\n"
+    out += b"0\r\n" + draw(st.sampled_from([b"\r\n", b"X-A: 1\r\n\r\n"]))
+    # Whatever follows is no part of the body, chunk-like or not.
+    return out + draw(st.sampled_from([b"", b"5\r\nhello\r\n0\r\n\r\n", b"junk"]))
+
+
+@settings(max_examples=600, deadline=None)
+@given(body=small_chunked(), cuts=st.lists(st.integers(min_value=0), max_size=6))
+def test_many_small_chunks_read_like_h11(body: bytes, cuts: list[int]) -> None:
+    agree(CHUNKED, ChunkedBody(), split(body, cuts) or [body])
+
+
+def test_the_one_go_path_takes_whole_chunks_and_leaves_the_rest() -> None:
+    body = ChunkedBody()
+    # Three whole chunks, the fourth cut in its data, then its end and the last chunk.
+    assert body.feed(b"3\r\nabc\r\n2\r\nde\r\n1\r\nf\r\n4\r\ngh") == b"abcdefgh"
+    assert body.feed(b"ij\r\n0\r\n\r\n") == b"ij"
+    assert body.done
+    # A size that does not match its data: the general path says where it breaks.
+    assert agree(CHUNKED, ChunkedBody(), [b"3\r\nabc\r\n2\r\nd\r\n1\r\nf\r\n"]) == "error"

@@ -226,3 +226,88 @@ def test_keepalive_comments_with_blank_lines_never_accumulate() -> None:
 def test_bad_max() -> None:
     with pytest.raises(ValueError):
         SSEDecoder(0)
+
+
+# -- SSEDecoder.feed_bytes: a run of "data: <json>\n\n" events split in one call ----------
+
+_SIMPLE_EVENTS = [
+    b'data: {"type":"text-delta","id":"t","delta":"hi "}\n\n',
+    b'data: {"type":"start"}\n\n',
+    b"data: \n\n",  # an empty payload
+    b"data: [DONE]\n\n",
+    b'data: {"delta":"data: x"}\n\n',  # the prefix inside a payload
+    'data: {"delta":"é€😀"}\n\n'.encode(),
+]
+# Events the fast path must hand to the general path (the whole read falls back).
+_OTHER_EVENTS = [
+    b": keep-alive\n\n",
+    b"data: a\ndata: b\n\n",  # multi-line data
+    b"event: x\ndata: y\n\n",
+    b"id: 1\ndata: y\n\n",
+    b"data:nospace\n\n",
+    b"data: x\r\n\r\n",  # CRLF
+    b"data: x\r\rdata: y\r\r",  # CR
+    b"\n",  # a stray blank line: "\n\n\n"
+    b"data: x\n",  # a line, its event ended by the next blank line
+    b"datum: x\n\n",
+    b"retry: 5\n\n",
+]
+
+sse_streams = st.lists(
+    st.one_of(
+        st.sampled_from(_SIMPLE_EVENTS),
+        st.sampled_from(_SIMPLE_EVENTS),
+        st.sampled_from(_OTHER_EVENTS),
+        st.binary(max_size=6),
+    ),
+    max_size=25,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=sse_streams, cuts=st.lists(st.integers(min_value=0, max_value=600), max_size=10))
+def test_sse_fast_path_agrees_with_httpx_sse_however_the_reads_split(
+    data: bytes, cuts: list[int]
+) -> None:
+    expected = reference_payloads([data])
+    assert ours([data]) == expected
+    assert ours(split_at(data, cuts)) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    events=st.lists(st.sampled_from(_SIMPLE_EVENTS), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=1500), max_size=6),
+    tail=st.sampled_from([b"", b"da", b"data: {", b"data: x\n", b"data: x\n\n"]),
+)
+def test_sse_fast_path_on_simple_streams_gives_every_payload(
+    events: list[bytes], cuts: list[int], tail: bytes
+) -> None:
+    data = b"".join(events) + tail
+    decoder = SSEDecoder()
+    got: list[bytes] = []
+    for read in split_at(data, cuts):
+        got.extend(decoder.feed_bytes(read))
+    want = [e[6:-2] for e in events] + ([b"x"] if tail == b"data: x\n\n" else [])
+    assert got == want
+    assert decoder.has_pending == (tail not in (b"", b"data: x\n\n"))
+
+
+def test_sse_fast_path_falls_back_for_a_comment_or_multi_line_data() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_bytes(b"data: a\n\n: ping\n\ndata: b\n\n") == [b"a", b"b"]
+    assert decoder.feed_bytes(b"data: a\n\ndata: b\ndata: c\n\ndata: d") == [b"a", b"b\nc"]
+    assert decoder.feed_bytes(b"\n\n") == [b"d"]
+
+
+def test_sse_fast_path_keeps_the_event_size_bound() -> None:
+    # Complete events longer than the bound are refused as on the general path.
+    decoder = SSEDecoder(max_event_size=14)
+    with pytest.raises(KaiStreamError):
+        decoder.feed_bytes(b"data: 1\n\ndata: 123456789\n\n")
+    decoder = SSEDecoder(max_event_size=15)
+    assert decoder.feed_bytes(b"data: 123456789\n\ndata: 1\n\n") == [b"123456789", b"1"]
+    # ... and so is a tail that already exceeds it.
+    decoder = SSEDecoder(max_event_size=15)
+    with pytest.raises(KaiStreamError):
+        decoder.feed_bytes(b"data: 1\n\ndata: 1234567890123")
