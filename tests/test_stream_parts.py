@@ -153,6 +153,16 @@ def test_a_token_in_an_event_that_ends_reads_later_is_masked() -> None:
     ]
 
 
+def test_an_escaped_token_whose_backslash_came_reads_earlier_is_masked() -> None:
+    # Only reads with a backslash are looked at for escapes, so the mask must
+    # remember that the decoder holds an event that had one.
+    escaped = _escaped(20)
+    at = escaped.index(b"\\") + 1
+    head = b'data: {"type":"text-delta","id":"t","delta":"' + escaped[:at]
+    reads = [head, escaped[at:], b" and more", b'"}\n\n']
+    assert masked(reads) == [b'{"type":"text-delta","id":"t","delta":"*** and more"}']
+
+
 def test_payloads_without_the_token_keep_their_bytes() -> None:
     data = b'data: {"type":"text-delta","id":"t","delta":"a\\u00e9 kai-secret"}\n\n'
     assert masked([data]) == [data[6:-2]]

@@ -7,8 +7,9 @@ every payload for it would cost a search per chunk; :class:`StreamMask`
 searches each read once (and the seam with the read before), remembers when
 the SSE decoder still holds part of an event that had the token, and only
 then replaces it in the payloads. The JSON-escaped spellings are left to
-:meth:`TokenMask.escaped`, which looks at a payload only when it holds an
-escape.
+:meth:`TokenMask.escaped`, asked only about the payloads of a read that has a
+backslash (or while the decoder holds an event that had one): every escape
+starts with one, and most reads have none.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class StreamMask:
     :param mask: the token's mask (8 characters or more: see :func:`for_secret`).
     """
 
-    __slots__ = ("_escaped", "_held", "_keep", "_tail", "token")
+    __slots__ = ("_escaped", "_held", "_held_escape", "_keep", "_tail", "token")
 
     def __init__(self, mask: TokenMask) -> None:
         self.token = mask.token
@@ -33,6 +34,7 @@ class StreamMask:
         self._keep = len(self.token) - 1  # bytes of a read that may start a split token
         self._tail = b""  # the end of the last read, for a token split across reads
         self._held = False  # the decoder holds part of an event that had the token
+        self._held_escape = False  # ... or one that had a backslash
 
     @classmethod
     def for_secret(cls, secret: str | None) -> StreamMask | None:
@@ -43,7 +45,7 @@ class StreamMask:
 
     def reset(self) -> None:
         """Forget the reads so far (a new connection, with a fresh decoder)."""
-        self._tail, self._held = b"", False
+        self._tail, self._held, self._held_escape = b"", False, False
 
     def feed(self, decoder: SSEDecoder, data: bytes) -> list[bytes]:
         """Decode one read with ``decoder``; its payloads, with the token masked.
@@ -62,6 +64,10 @@ class StreamMask:
             # A server that repeats the token must not get it into the log or output.
             payloads = [p.replace(token, MASK) for p in payloads]
             self._held = decoder.has_pending
-        # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046).
-        escaped = self._escaped
-        return [escaped(p) for p in payloads]
+        # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046). The
+        # backslash may have come in an earlier read of a payload ending here.
+        if self._held_escape or 0x5C in data:
+            escaped = self._escaped
+            payloads = [escaped(p) for p in payloads]
+            self._held_escape = decoder.has_pending
+        return payloads
