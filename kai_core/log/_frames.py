@@ -143,10 +143,20 @@ def _types_json(types: list[str]) -> str:
 
 
 def make_frame(
-    chat_id: str, turn: str, ts: float, origin: str, types: list[str], bodies: list[Any]
+    chat_id: str,
+    turn: str,
+    ts: float,
+    origin: str,
+    types: list[str],
+    bodies: list[Any],
+    *,
+    utf8_checked: bool = False,
 ) -> Frame:
     """One frame from its records' parts, checked.
 
+    :param utf8_checked: the caller has already checked that every body is
+        UTF-8 (the client's stream checks each read it decodes): the bodies
+        are not decoded again. Everything else is checked as usual.
     :raises KaiLogError: an origin other than server/client, or a body that is not UTF-8.
     """
     if origin != "server" and origin != "client":
@@ -156,7 +166,7 @@ def make_frame(
     except TypeError:
         bodies = [_as_bytes(b, k) for b, k in zip(bodies, types, strict=True)]
         joined = _SEP.join(bodies)
-    if not joined.isascii():
+    if not utf8_checked and not joined.isascii():
         _check_utf8(joined, bodies, types)
     n = len(bodies)
     sizes = None

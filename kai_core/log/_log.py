@@ -34,7 +34,7 @@ from ._export import (
     open_for_writing,
     render_markdown,
 )
-from ._frames import FRAME_COLUMNS, build_frames, no_room, stored_events
+from ._frames import FRAME_COLUMNS, Frame, build_frames, make_frame, no_room, stored_events
 from ._html import render_html
 from ._maintenance import compact_and_checkpoint, forget_chat, import_detail, import_events
 from ._output import check_output, private_path
@@ -161,7 +161,53 @@ class EventLog:
             records = list(records)  # any iterable would do; we index it
         if not records:
             return 0
-        frames = build_frames(records, time.time())
+        return self._insert(build_frames(records, time.time()))
+
+    def append_chunks(
+        self,
+        chat_id: str,
+        turn: str,
+        types: list[str],
+        bodies: list[bytes],
+        then: Sequence[LogRecord] = (),
+        *,
+        utf8_checked: bool = False,
+    ) -> int:
+        """Append a burst of server chunks, then ``then``, in one transaction.
+
+        The same as ``append([LogRecord(chat_id, turn, "server", t, b) for t, b
+        in zip(types, bodies)] + list(then))``, without a record object per
+        chunk: the chunks become one frame straight from their payloads. This
+        is what the client's stream calls, once per burst of reads, from a
+        worker thread (appends are serialised by a lock).
+
+        :param types: the chunks' wire types.
+        :param bodies: their exact payloads, one per type.
+        :param then: records to append after the chunks (a ``stream-error``).
+        :param utf8_checked: the caller has checked that every body is UTF-8
+            (the stream checks each read): the bodies are not decoded again.
+            ``then`` is always checked.
+        :returns: the ``seq`` of the last record (0 when there is none).
+        :raises KaiLogError: as :meth:`append`; nothing is then stored.
+        """
+        if len(types) != len(bodies):
+            raise KaiLogError(
+                f"{len(types)} chunk types for {len(bodies)} bodies", code="log:bad_record"
+            )
+        now = time.time()
+        frames = (
+            [make_frame(chat_id, turn, now, "server", types, bodies, utf8_checked=utf8_checked)]
+            if bodies
+            else []
+        )
+        if then:
+            frames += build_frames(then if isinstance(then, list | tuple) else list(then), now)
+        if not frames:
+            return 0
+        return self._insert(frames)
+
+    def _insert(self, frames: list[Frame]) -> int:
+        """Insert ``frames`` in one write transaction (serialised with every other write)."""
         self._check_open()
         with self._write_lock, log_errors(self.path, "appending"):
             try:
