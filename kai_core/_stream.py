@@ -55,6 +55,7 @@ from __future__ import annotations
 import collections
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -64,6 +65,7 @@ import trio
 from ._http import close_response
 from ._stream_parts.log_writer import EventLogSink, LogErrorHandler, LogWriter
 from ._stream_parts.masking import StreamMask
+from ._stream_parts.pipeline import Burst, commit_overlapped, may_wait_for_threads
 from ._stream_parts.resume import ResumeCheck
 from ._stream_parts.utf8 import Utf8Check, check_payload
 from .assemble import MessageAssembler
@@ -106,6 +108,7 @@ _TOOL_TRACKED = frozenset(
 AGENT_WAIT_CHECK = 5.0
 """Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
+_FIRST_AHEAD = 16 * 1024  # a connection's second burst (its first is one read); then doubling
 
 Opener = Callable[[], Awaitable[httpx.Response]]
 """Sends a streaming request and returns its response (status < 400, or 204)."""
@@ -250,6 +253,8 @@ class EventStream:
             "the server cannot resume it" if resume is None else "resuming is turned off"
         )
         self._queue: collections.deque[Event] = collections.deque()
+        self._ahead: Burst | None = None  # read while the burst before was committed
+        self._burst_limit = 0  # bytes after which a burst stops (see _gather)
         self._conn: _Connection | None = None
         self._state = "new"  # new -> opening -> open -> closed
         self._done = False
@@ -315,6 +320,7 @@ class EventStream:
     async def aclose(self) -> None:
         """Stop reading and close the response (logs ``cancelled`` if it was unfinished)."""
         if self._state == "open":
+            self._log_ahead()
             self._writer.log("cancelled", {"events_delivered": self.events_delivered})
             await self._close()
         self._state = "closed"
@@ -333,6 +339,9 @@ class EventStream:
             return
         self._state = "closed"
         records = self._writer.client("cancelled", {"events_delivered": self.events_delivered})
+        ahead = self._ahead
+        if ahead is not None and records:
+            records[:0] = ahead.records(self.chat_id)  # read ahead, never handed out
         try:
             self._token.run_sync_soon(_close_abandoned, conn, self._writer.sink, records)
         except trio.RunFinishedError:
@@ -391,6 +400,11 @@ class EventStream:
         of the burst are queued only after that append: none reaches the caller
         before its record is committed. Without the extension (in-process
         transports) or without a log, a burst is one read.
+
+        When the log can be written from a worker thread, the burst is committed
+        there while the bytes already waiting are read and decoded as the next
+        burst (:func:`~kai_core._stream_parts.pipeline.commit_overlapped`); that
+        burst is committed, and its events queued, at the next call.
         """
         conn = self._conn
         assert conn is not None
@@ -402,10 +416,67 @@ class EventStream:
             ended, self._ended = self._ended, None
             await self._end(ended)
             return
-        network = _network_stream(conn.response) if self._writer.sink is not None else None
-        records: list[LogRecord] = []
-        events: list[Event] = []
-        size = 0
+        writer = self._writer
+        network = _network_stream(conn.response) if writer.sink is not None else None
+        burst = self._ahead
+        if burst is None:
+            burst = await self._gather(conn, reads, network)
+        else:
+            # Read ahead while the burst before was committed: what it found applies now.
+            self._ahead = None
+            self._done, self._error = burst.done, burst.error
+        if (
+            burst.ending is None
+            and not self._done
+            and self._error is None
+            and network is not None
+            and writer.threaded
+            and _readable(network)  # else there is nothing to read meanwhile
+            and may_wait_for_threads()
+        ):
+            try:
+                await commit_overlapped(
+                    writer, burst, partial(self._read_ahead, conn, reads, network, burst)
+                )
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    raise  # the sink failed otherwise than KaiLogError (a bug): nothing queued
+                # Interrupted while the commit ran (it has returned): as a cancel.
+                self._queue.extend(burst.events)
+                self._log_ahead()
+                writer.log("cancelled", {"events_delivered": self.events_delivered})
+                await self._close()
+                raise
+        else:
+            writer.append_burst(burst)
+        self._queue.extend(burst.events)
+        await self._settle(burst)
+        ahead = self._ahead
+        if ahead is not None and ahead.kind == "stopped":
+            # Cancelled while reading ahead: its records are logged, then ``cancelled``.
+            self._ahead = None
+            writer.append_burst(ahead)
+            self._queue.extend(ahead.events)
+            await self._settle(ahead)
+
+    async def _gather(
+        self,
+        conn: _Connection,
+        reads: AsyncIterator[bytes],
+        network: Any,
+        behind: Burst | None = None,
+    ) -> Burst:
+        """Read and decode one burst; what ends the reading is kept in it, never raised.
+
+        :param behind: the burst being committed meanwhile (its events are not
+            queued yet); then only bytes already waiting are read.
+        """
+        burst = self._writer.new_burst()
+        held = 0
+        if behind is not None:
+            held = len(behind.events)
+            if not _readable(network):
+                return burst
         while True:
             try:
                 if self._announced:
@@ -414,46 +485,79 @@ class EventStream:
                     data = await reads.__anext__()
             except KaiStreamError as error:
                 # The server is waiting for what this client cannot send.
-                self._commit(records, events)
-                self._fail(error)
-                await self._close()
-                if not events:
-                    self._error = None
-                    raise
+                burst.end("mismatch", error)
+                return burst
             except (StopAsyncIteration, httpx.HTTPError) as exc:
-                self._commit(records, events)
-                if events:
-                    # Hand out the burst's events before a resume or an error.
-                    self._ended = exc
-                    return
-                await self._end(exc)
-                return
-            except BaseException:
+                burst.end("ended", exc)
+                return burst
+            except BaseException as exc:
                 # Cancelled, KeyboardInterrupt, ...: the caller stopped the answer.
-                self._commit(records, events)
-                self._writer.log("cancelled", {"events_delivered": self.events_delivered})
-                await self._close()
-                raise
+                burst.end("stopped", exc)
+                return burst
             try:
-                more_records, more_events = self._feed(data, len(events))
-            except BaseException:
-                self._commit(records, events)
-                await self._close()
-                raise
-            records.extend(more_records)
-            events.extend(more_events)
-            size += len(data)
+                self._feed(data, burst, held)
+            except BaseException as exc:
+                burst.end("failed", exc)
+                return burst
+            burst.size += len(data)
             if (
                 self._done
                 or self._error is not None
                 or network is None
-                or size >= _BURST
+                or burst.size >= self._burst_limit
                 or not _readable(network)
             ):
-                break
-        self._commit(records, events)
-        if self._done or self._error is not None:
+                # A connection's first burst is one read (its events come soon);
+                # later ones may grow, doubling, up to _BURST.
+                self._burst_limit = min(max(2 * self._burst_limit, _FIRST_AHEAD), _BURST)
+                return burst
+
+    async def _read_ahead(
+        self, conn: _Connection, reads: AsyncIterator[bytes], network: Any, behind: Burst
+    ) -> None:
+        """Read the next burst while ``behind`` is committed; keep it for the next call."""
+        ahead = await self._gather(conn, reads, network, behind)
+        # Its [DONE] or malformed chunk must wait until its events are queued.
+        ahead.done, ahead.error = self._done, self._error
+        self._done, self._error = False, None
+        if not ahead.empty:
+            self._ahead = ahead
+
+    def _log_ahead(self) -> None:
+        """Log the records of a burst read ahead that will not be handed out."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self._writer.append_burst(ahead)
+
+    async def _settle(self, burst: Burst) -> None:
+        """After a burst was logged and its events queued: act on what ended it."""
+        exc = burst.ending
+        if exc is None:
+            if self._done or self._error is not None:
+                await self._close()
+            return
+        kind = burst.kind
+        if kind == "mismatch":
+            assert isinstance(exc, KaiStreamError)
+            self._fail(exc)
             await self._close()
+            if not burst.events:
+                self._error = None
+                raise exc
+        elif kind == "ended":
+            assert isinstance(exc, StopAsyncIteration | httpx.HTTPError)
+            if burst.events:
+                # Hand out the burst's events before a resume or an error.
+                self._ended = exc
+                return
+            await self._end(exc)
+        elif kind == "stopped":
+            self._writer.log("cancelled", {"events_delivered": self.events_delivered})
+            await self._close()
+            raise exc
+        else:  # "failed": decoding raised
+            await self._close()
+            raise exc
 
     async def _end(self, exc: StopAsyncIteration | httpx.HTTPError) -> None:
         """The connection ended (or failed): close, resume or fail as the case is."""
@@ -474,10 +578,6 @@ class EventStream:
         self._fail(self._transport_error(exc))
         await self._close()
         self._raise_now(exc)
-
-    def _commit(self, records: list[LogRecord], events: list[Event]) -> None:
-        """Log a burst's records in one append, then queue its events."""
-        self._writer.commit(records, events, self._queue)
 
     async def _cut(self, exc: httpx.HTTPError | None) -> None:
         """The connection ended before ``[DONE]``: resume the stream, or fail."""
@@ -531,6 +631,7 @@ class EventStream:
         if self._mask is not None:
             self._mask.reset()
         self._conn = _Connection(response)
+        self._burst_limit = 0
         self._resume_check.start_replay()
         self.resumes += 1
         self._writer.log("resume", {"skipped": self._resume_check.position})
@@ -541,15 +642,14 @@ class EventStream:
         assert error is not None
         raise error from cause
 
-    def _feed(self, data: bytes, held: int = 0) -> tuple[list[LogRecord], list[Event]]:  # noqa: C901 - hot path, one call per read, its loop kept in one piece
-        """Decode one read: its records and events, to be logged, then queued.
+    def _feed(self, data: bytes, burst: Burst, held: int = 0) -> None:  # noqa: C901 - hot path, one call per read, its loop kept in one piece
+        """Decode one read into ``burst``: its chunks to be logged, its events to be queued.
 
-        :param held: events decoded earlier in the burst, not queued yet.
+        :param held: events decoded earlier and not queued yet, besides the burst's.
         """
         assembler = self.assembler
         assert assembler is not None
-        records: list[LogRecord] = []
-        events: list[Event] = []
+        events = burst.events
         # The payloads of the chunks read, for the digest a resume checks against.
         tracked: list[bytes] | None = [] if self._resume is not None else None
         replay = self._resume_check
@@ -569,7 +669,9 @@ class EventStream:
                 payloads = payloads[: payloads.index(_DONE)]
             # The log stores text: every chunk must be UTF-8.
             check_utf8 = self._utf8.needs_payload_check(data)
-            record = writer.server if writer.sink is not None else None
+            logged = writer.sink is not None
+            add_type = burst.types.append
+            add_body = burst.bodies.append
             fold = assembler.feed
             track = self._agent_waits is not None
             chunk: Chunk | None
@@ -594,20 +696,20 @@ class EventStream:
                     self._skip -= 1
                     fold(chunk)
                     continue
-                if record is not None:
-                    records.append(record(chunk.type, payload))
+                if logged:  # one log frame per burst, straight from the payloads
+                    add_type(chunk.type)
+                    add_body(payload)
                 events.extend(fold(chunk))
             if done:
                 self._done = True
         except KaiStreamError as exc:
             exc.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
             self._error = exc
-            records.extend(writer.stream_error(exc))
+            burst.tail.extend(writer.stream_error(exc))
         if position != replay.position:
             replay.advance(position, tracked)
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
-        return records, events
 
     def _track_tool(self, chunk: Chunk) -> None:
         """Note tools announced and not yet settled (see ``agent_waits``)."""

@@ -4,7 +4,9 @@ Two rules of the log (see ``docs/event-log.md``) meet here:
 
 - Durability: no event reaches the caller before its record is in the log.
   The records of a burst of reads are appended in one call, and only then
-  are the burst's events queued (:meth:`LogWriter.commit`).
+  are the burst's events queued (:meth:`LogWriter.commit`, and for a
+  :class:`~.pipeline.Burst` :meth:`LogWriter.append_burst` or, in a worker
+  thread while the next burst is read, :meth:`LogWriter.write_in_thread`).
 - A failing log never stops an answer already on its way: an append that
   fails mid-stream is reported once (``on_error``), logging stops for the
   stream, and the events keep coming (:meth:`LogWriter.append`). Only the
@@ -20,18 +22,40 @@ no client records, and a server record is never asked for.
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import msgspec
+import trio
 
 from ..events import Event
 from ..exceptions import KaiError, KaiLogError
 from ..records import LogRecord
+from .pipeline import Burst, ChunkSink, chunk_sink
 
 __all__ = ["EventLogSink", "LogErrorHandler", "LogWriter"]
 
 _json = msgspec.json.Encoder()
+
+
+class _NoWait:
+    """A limiter for ``trio.to_thread.run_sync`` that never waits.
+
+    A stream has at most one commit in flight by construction (the next one
+    starts after it returned), so there is nothing to limit; and unlike a
+    :class:`trio.CapacityLimiter`, acquiring it is no checkpoint, so the job
+    reaches a worker thread before the calling task first waits.
+    """
+
+    async def acquire_on_behalf_of(self, borrower: object) -> None:
+        return None
+
+    def release_on_behalf_of(self, borrower: object) -> None:
+        return None
+
+
+_ONE_AT_A_TIME = cast("trio.CapacityLimiter", _NoWait())
 
 LogErrorHandler = Callable[[KaiLogError], None]
 """Told (once per stream) that the log failed mid-stream and is no longer written."""
@@ -54,9 +78,19 @@ class LogWriter:
     :param on_error: told when an append fails mid-stream.
 
     :attr:`sink` turns None when an append failed; :attr:`error` is that failure.
+    :attr:`threaded` says whether a burst may be committed in a worker thread
+    (the sink has ``append_chunks``, see :func:`~.pipeline.chunk_sink`).
     """
 
-    __slots__ = ("_on_error", "chat_id", "error", "sink", "turn")
+    __slots__ = (
+        "_chunks",
+        "_on_error",
+        "_started",
+        "chat_id",
+        "error",
+        "sink",
+        "turn",
+    )
 
     def __init__(
         self,
@@ -70,6 +104,17 @@ class LogWriter:
         self.turn = turn
         self.error: KaiLogError | None = None
         self._on_error = on_error
+        self._chunks: ChunkSink | None = chunk_sink(sink)
+        self._started = threading.Event()  # the worker thread runs a commit
+
+    @property
+    def threaded(self) -> bool:
+        """Whether :meth:`write_in_thread` may be used (logging on, a thread-safe sink)."""
+        return self.sink is not None and self._chunks is not None
+
+    def new_burst(self) -> Burst:
+        """An empty burst of the current turn."""
+        return Burst(self.turn)
 
     # -- records -------------------------------------------------------------------
 
@@ -115,10 +160,15 @@ class LogWriter:
         try:
             sink.append(records)
         except KaiLogError as error:
-            self.sink = None
-            self.error = error
-            if self._on_error is not None:
-                self._on_error(error)
+            self._stop(error)
+
+    def _stop(self, error: KaiLogError) -> None:
+        """The log failed mid-stream: stop logging, tell ``on_error`` (once)."""
+        self.sink = None
+        self._chunks = None
+        self.error = error
+        if self._on_error is not None:
+            self._on_error(error)
 
     def log(self, type_: str, body: dict[str, Any]) -> None:
         """Append the record of a client fact (see :meth:`client`, :meth:`append`)."""
@@ -130,3 +180,56 @@ class LogWriter:
         """Append a burst's records in one call, then queue its events: the log first."""
         self.append(records)
         queue.extend(events)
+
+    # -- bursts --------------------------------------------------------------------
+
+    def _write(self, burst: Burst) -> None:
+        """Append a burst's records, in one call; any thread when the sink has ``append_chunks``."""
+        chunks = self._chunks
+        if chunks is not None:
+            # The stream checked every payload as UTF-8 (Utf8Check): not decoded again.
+            chunks.append_chunks(
+                self.chat_id, burst.turn, burst.types, burst.bodies, burst.tail, utf8_checked=True
+            )
+        elif self.sink is not None:
+            self.sink.append(burst.records(self.chat_id))
+
+    def append_burst(self, burst: Burst) -> None:
+        """Append a burst's records on this thread: a failure stops logging, not the answer."""
+        if self.sink is None or not (burst.bodies or burst.tail):
+            return
+        try:
+            self._write(burst)
+        except KaiLogError as error:
+            self._stop(error)
+
+    async def write_in_thread(self, burst: Burst) -> None:
+        """:meth:`append_burst` in a worker thread (see :attr:`threaded`), at most one at a time.
+
+        Not cancellable once started: run it shielded (the thread cannot be
+        stopped). A failure is handled here, on the trio thread.
+        """
+        if not self.threaded or not (burst.bodies or burst.tail):
+            self._started.set()  # nothing to wait for
+            return
+        self._started.clear()
+        try:
+            # The job is handed to a thread before this task first waits (the
+            # limiter never waits): see wait_started.
+            await trio.to_thread.run_sync(self._write_started, burst, limiter=_ONE_AT_A_TIME)
+        except KaiLogError as error:
+            self._stop(error)
+
+    def _write_started(self, burst: Burst) -> None:
+        self._started.set()
+        self._write(burst)
+
+    def wait_started(self, timeout: float) -> None:
+        """Block (the trio thread, at most ``timeout`` s) until the worker runs the commit.
+
+        The worker needs the GIL to start; while the trio thread decodes, CPython
+        would let it wait up to its switch interval (5 ms), so the commit would
+        not overlap the decoding. Waiting here hands the GIL over at once; the
+        trio thread gets it back when SQLite releases it to write.
+        """
+        self._started.wait(timeout)
