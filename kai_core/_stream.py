@@ -438,6 +438,8 @@ class EventStream:
                 await commit_overlapped(
                     writer, burst, partial(self._read_ahead, conn, reads, network, burst)
                 )
+                # A cancel that came while the commit ran: now that it returned.
+                await trio.lowlevel.checkpoint_if_cancelled()
             except BaseException as exc:
                 if isinstance(exc, Exception):
                     raise  # the sink failed otherwise than KaiLogError (a bug): nothing queued
