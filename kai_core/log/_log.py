@@ -55,6 +55,9 @@ from ._views import LocalChat, LocalChatDetail, LocalToolCall, LogStats
 
 __all__ = ["EventLog"]
 
+WRITER_CACHE_KIB = 2048
+"""The page cache of the connection that appends (readers keep 32 MiB each)."""
+
 
 class EventLog:
     """The event log on one SQLite file; see ``docs/event-log.md``.
@@ -75,6 +78,10 @@ class EventLog:
         self.path = Path(path).expanduser() if path is not None else default_log_path()
         self._synchronous: Synchronous = synchronous
         self._writer = open_connection(self.path, synchronous=synchronous)
+        # The writer only appends: it reads the last frame's page and writes the new
+        # ones. The big page cache is for readers; here it would only keep what was
+        # written, growing the process by up to its 32 MiB as a long stream is logged.
+        self._writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         self._write_lock = threading.Lock()
         self._maint: sqlite3.Connection | None = None
         self._maint_lock = threading.RLock()
