@@ -24,6 +24,8 @@ Kinds:
   is a closed port, the flush at close is not measured).
 - ``kai-nokeep``: the same as ``kai`` but dropping the assembled message's
   content as it goes, so peak RSS shows what the stream itself costs.
+- ``kai-log-nokeep``: ``kai-log`` dropping the message the same way: what
+  the stream and the durable log cost in memory.
 - ``httpx-raw``: reference, httpx ``aiter_raw`` under trio, bytes counted.
 - ``httpx-sse``: reference, httpx-sse + one msgspec JSON decoder under trio.
 - ``kai-decode``: diagnostic, httpx ``aiter_bytes`` + our ``SSEDecoder`` +
@@ -180,7 +182,7 @@ def _run_kai(url: str, m: Meter, *, log: bool, keep: bool, otel: bool = False) -
                             m.first_event()
                         n += 1
                 else:
-                    n = await _drain_forgetting(stream)
+                    n = await _drain_forgetting(stream, m)
                 m.stop()
                 m.items = n
                 assembler = getattr(stream, "assembler", None)
@@ -199,7 +201,7 @@ def _run_kai(url: str, m: Meter, *, log: bool, keep: bool, otel: bool = False) -
     trio.run(main)
 
 
-async def _drain_forgetting(stream: Any) -> int:
+async def _drain_forgetting(stream: Any, m: Meter) -> int:
     """Read every event but keep none of the message: the parts are emptied as they fill.
 
     The client keeps the assistant message it assembles (the caller may want
@@ -208,6 +210,8 @@ async def _drain_forgetting(stream: Any) -> int:
     """
     n = 0
     async for _event in stream:
+        if not n:
+            m.first_event()
         n += 1
         if n & 0x3FFF == 0:
             assembler = stream.assembler
@@ -596,6 +600,7 @@ KINDS: dict[str, Callable[[str, Meter], None]] = {
     "kai-log": lambda url, m: _run_kai(url, m, log=True, keep=True),
     "kai-otel": lambda url, m: _run_kai(url, m, log=True, keep=True, otel=True),
     "kai-nokeep": lambda url, m: _run_kai(url, m, log=False, keep=False),
+    "kai-log-nokeep": lambda url, m: _run_kai(url, m, log=True, keep=False),
     "httpx-raw": run_httpx_raw,
     "httpx-sse": run_httpx_sse,
     "kai-decode": run_kai_decode,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -74,7 +75,8 @@ async def test_server_streams_the_framing_of_the_sdk(
 
 def test_bench_stream_runs(bench_env: dict[str, str], tmp_path: Path) -> None:
     consumers = (
-        "kai,kai-aio,kai-log,kai-otel,kai-nokeep,httpx-raw,httpx-sse,kai-decode,h1-assemble,socket"
+        "kai,kai-aio,kai-log,kai-otel,kai-nokeep,kai-log-nokeep,httpx-raw,httpx-sse,"
+        "kai-decode,h1-assemble,socket"
     )
     out_json = tmp_path / "out.json"
     out = run_script(
@@ -88,6 +90,9 @@ def test_bench_stream_runs(bench_env: dict[str, str], tmp_path: Path) -> None:
             "1",
             "--consumers",
             consumers,
+            "--noisy-disk",
+            "--emulator-rounds",
+            "1",
             "--json",
             str(out_json),
         ],
@@ -96,7 +101,13 @@ def test_bench_stream_runs(bench_env: dict[str, str], tmp_path: Path) -> None:
     assert "## 600 events, per-event writes" in out
     assert "large writes" not in out
     assert "Memory: peak RSS" in out
-    assert out_json.exists()
+    # Issue 16: a disk-heavy neighbour, each round's ratios, the first event.
+    assert "With a noisy disk: a second process wrote" in out
+    assert "log cost (`kai-log` wall ÷ `kai` wall − 1)" in out
+    assert "## Time to first event" in out and "## Issue 16 goals" in out
+    report = json.loads(out_json.read_text())
+    assert report["noisy_disk"]["fsyncs"] > 0
+    assert len(report["first_event_emulator"]["kai-log"]) == 1
 
 
 @pytest.mark.network
@@ -112,10 +123,13 @@ def test_bench_stream_against_kai_client(bench_env: dict[str, str]) -> None:
             "1",
             "--consumers",
             "kai-client,kai",
+            "--emulator-rounds",
+            "1",
         ],
         bench_env,
     )
     assert "Targets (issues 7 and 17)" in out
+    assert "first event, `kai`, emulator" in out
 
 
 def test_bench_pipeline_runs(bench_env: dict[str, str]) -> None:
