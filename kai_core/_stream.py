@@ -109,6 +109,7 @@ AGENT_WAIT_CHECK = 5.0
 """Seconds a tool announced may be followed by nothing before ``agent_waits`` is asked."""
 _BURST = 256 * 1024  # bytes read in one burst at most (one log append per burst)
 _FIRST_AHEAD = 16 * 1024  # a connection's second burst (its first is one read); then doubling
+_BURST_SLOW = 1024 * 1024  # a burst read ahead while a slow commit runs may grow to this
 
 Opener = Callable[[], Awaitable[httpx.Response]]
 """Sends a streaming request and returns its response (status < 400, or 204)."""
@@ -506,13 +507,18 @@ class EventStream:
                 self._done
                 or self._error is not None
                 or network is None
-                or burst.size >= self._burst_limit
+                or (burst.size >= self._burst_limit and not self._slow_commit(behind, burst))
                 or not _readable(network)
             ):
                 # A connection's first burst is one read (its events come soon);
                 # later ones may grow, doubling, up to _BURST.
                 self._burst_limit = min(max(2 * self._burst_limit, _FIRST_AHEAD), _BURST)
                 return burst
+
+    def _slow_commit(self, behind: Burst | None, burst: Burst) -> bool:
+        """Whether a burst read ahead may grow past the limit: the commit it waits
+        for is still running (a busy disk), and it holds less than :data:`_BURST_SLOW`."""
+        return behind is not None and self._writer.committing and burst.size < _BURST_SLOW
 
     async def _read_ahead(
         self, conn: _Connection, reads: AsyncIterator[bytes], network: Any, behind: Burst

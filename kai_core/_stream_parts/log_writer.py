@@ -87,6 +87,7 @@ class LogWriter:
         "_on_error",
         "_started",
         "chat_id",
+        "committing",
         "error",
         "sink",
         "turn",
@@ -106,6 +107,7 @@ class LogWriter:
         self._on_error = on_error
         self._chunks: ChunkSink | None = chunk_sink(sink)
         self._started = threading.Event()  # the worker thread runs a commit
+        self.committing = False  # a commit is in flight (write_in_thread has not returned)
 
     @property
     def threaded(self) -> bool:
@@ -213,12 +215,15 @@ class LogWriter:
             self._started.set()  # nothing to wait for
             return
         self._started.clear()
+        self.committing = True
         try:
             # The job is handed to a thread before this task first waits (the
             # limiter never waits): see wait_started.
             await trio.to_thread.run_sync(self._write_started, burst, limiter=_ONE_AT_A_TIME)
         except KaiLogError as error:
             self._stop(error)
+        finally:
+            self.committing = False
 
     def _write_started(self, burst: Burst) -> None:
         self._started.set()

@@ -1,7 +1,8 @@
 """EventLog: the append-only event log of every chat, on one SQLite file.
 
-The API is synchronous. ``append`` is meant to run inline on the trio thread
-(one small transaction per burst of network reads); everything that reads more than a
+The API is synchronous. ``append`` is one small transaction per burst of
+network reads, made on the trio thread or, by the client's stream, in a worker
+thread (``append_chunks``) while the next burst is read; everything that reads more than a
 few rows (search, replay, export, rebuild, forget) should run in a worker
 thread from async code: ``await trio.to_thread.run_sync(log.search, "words")``.
 :meth:`EventLog.replay` already does. One EventLog may be used from several
