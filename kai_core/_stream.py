@@ -420,6 +420,7 @@ class EventStream:
         writer = self._writer
         network = _network_stream(conn.response) if writer.sink is not None else None
         burst = self._ahead
+        first = self._burst_limit == 0  # a connection's first burst: committed at once
         if burst is None:
             burst = await self._gather(conn, reads, network)
         else:
@@ -432,6 +433,7 @@ class EventStream:
             and self._error is None
             and network is not None
             and writer.threaded
+            and not first  # its events first, without waiting for a thread and a read
             and _readable(network)  # else there is nothing to read meanwhile
             and may_wait_for_threads()
         ):

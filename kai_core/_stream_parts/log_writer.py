@@ -107,7 +107,9 @@ class LogWriter:
         self._on_error = on_error
         self._chunks: ChunkSink | None = chunk_sink(sink)
         self._started = threading.Event()  # the worker thread runs a commit
-        self.committing = False  # a commit is in flight (write_in_thread has not returned)
+        # A commit is in flight: set on the trio thread, cleared by the worker
+        # thread as soon as SQLite returned (before the trio thread hears of it).
+        self.committing = False
 
     @property
     def threaded(self) -> bool:
@@ -227,7 +229,10 @@ class LogWriter:
 
     def _write_started(self, burst: Burst) -> None:
         self._started.set()
-        self._write(burst)
+        try:
+            self._write(burst)
+        finally:
+            self.committing = False  # seen by the reading at once, not when trio is told
 
     def wait_started(self, timeout: float) -> None:
         """Block (the trio thread, at most ``timeout`` s) until the worker runs the commit.
