@@ -46,7 +46,9 @@ bytes checked as UTF-8 (:class:`~kai_core._stream_parts.utf8.Utf8Check`), a
 resumed stream checked against the chunks delivered
 (:class:`~kai_core._stream_parts.resume.ResumeCheck`), the records made and
 appended before the events are queued
-(:class:`~kai_core._stream_parts.log_writer.LogWriter`). This module reads,
+(:class:`~kai_core._stream_parts.log_writer.LogWriter`), a burst committed in
+a worker thread while the next is read
+(:func:`~kai_core._stream_parts.pipeline.commit_overlapped`). This module reads,
 decodes, folds and composes them, and decides when to resume, fail or close.
 """
 

@@ -12,4 +12,6 @@ reads, decodes and composes them.
 - :mod:`.utf8`: :class:`~.utf8.Utf8Check`, the incoming bytes checked as UTF-8.
 - :mod:`.resume`: :class:`~.resume.ResumeCheck`, a resumed stream checked against the chunks delivered.
 - :mod:`.log_writer`: :class:`~.log_writer.LogWriter`, records made and appended, the log first.
+- :mod:`.pipeline`: :class:`~.pipeline.Burst`, and a burst committed in a worker thread
+  while the next one is read (:func:`~.pipeline.commit_overlapped`).
 """

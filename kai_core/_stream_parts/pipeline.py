@@ -26,20 +26,35 @@ chunk), the client records after them, its events, and what ended it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import trio
 
 from ..events import Event
 from ..records import LogRecord
 
-if TYPE_CHECKING:
-    from .log_writer import LogWriter
-
-__all__ = ["Burst", "ChunkSink", "chunk_sink", "commit_overlapped", "may_wait_for_threads"]
+__all__ = [
+    "Burst",
+    "ChunkSink",
+    "Committer",
+    "chunk_sink",
+    "commit_overlapped",
+    "may_wait_for_threads",
+]
 
 _INF = float("inf")
 _START_WAIT = 0.002  # seconds the trio thread waits at most for the commit's thread to start
+
+
+class Committer(Protocol):
+    """What :func:`commit_overlapped` needs of the stream's log writer
+    (:class:`~.log_writer.LogWriter` has it)."""
+
+    async def write_in_thread(self, burst: Burst) -> None:
+        """Commit ``burst`` in a worker thread; a log failure is handled inside."""
+
+    def wait_started(self, timeout: float) -> None:
+        """Block until the worker thread runs the commit (at most ``timeout`` s)."""
 
 
 class ChunkSink(Protocol):
@@ -152,7 +167,7 @@ def may_wait_for_threads() -> bool:
 
 
 async def commit_overlapped(
-    writer: LogWriter, burst: Burst, read_ahead: Callable[[], Awaitable[None]]
+    writer: Committer, burst: Burst, read_ahead: Callable[[], Awaitable[None]]
 ) -> None:
     """Append ``burst`` in a worker thread while ``read_ahead`` runs on the trio thread.
 
