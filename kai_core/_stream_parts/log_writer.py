@@ -22,7 +22,6 @@ no client records, and a server record is never asked for.
 from __future__ import annotations
 
 import collections
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
@@ -85,7 +84,6 @@ class LogWriter:
     __slots__ = (
         "_chunks",
         "_on_error",
-        "_started",
         "chat_id",
         "committing",
         "error",
@@ -106,7 +104,6 @@ class LogWriter:
         self.error: KaiLogError | None = None
         self._on_error = on_error
         self._chunks: ChunkSink | None = chunk_sink(sink)
-        self._started = threading.Event()  # the worker thread runs a commit
         # A commit is in flight: set on the trio thread, cleared by the worker
         # thread as soon as SQLite returned (before the trio thread hears of it).
         self.committing = False
@@ -214,32 +211,17 @@ class LogWriter:
         stopped). A failure is handled here, on the trio thread.
         """
         if not self.threaded or not (burst.bodies or burst.tail):
-            self._started.set()  # nothing to wait for
             return
-        self._started.clear()
         self.committing = True
         try:
-            # The job is handed to a thread before this task first waits (the
-            # limiter never waits): see wait_started.
-            await trio.to_thread.run_sync(self._write_started, burst, limiter=_ONE_AT_A_TIME)
+            await trio.to_thread.run_sync(self._write_in_worker, burst, limiter=_ONE_AT_A_TIME)
         except KaiLogError as error:
             self._stop(error)
         finally:
             self.committing = False
 
-    def _write_started(self, burst: Burst) -> None:
-        self._started.set()
+    def _write_in_worker(self, burst: Burst) -> None:
         try:
             self._write(burst)
         finally:
             self.committing = False  # seen by the reading at once, not when trio is told
-
-    def wait_started(self, timeout: float) -> None:
-        """Block (the trio thread, at most ``timeout`` s) until the worker runs the commit.
-
-        The worker needs the GIL to start; while the trio thread decodes, CPython
-        would let it wait up to its switch interval (5 ms), so the commit would
-        not overlap the decoding. Waiting here hands the GIL over at once; the
-        trio thread gets it back when SQLite releases it to write.
-        """
-        self._started.wait(timeout)

@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 _INF = float("inf")
-_START_WAIT = 0.002  # seconds the trio thread waits at most for the commit's thread to start
 
 
 class Committer(Protocol):
@@ -52,9 +51,6 @@ class Committer(Protocol):
 
     async def write_in_thread(self, burst: Burst) -> None:
         """Commit ``burst`` in a worker thread; a log failure is handled inside."""
-
-    def wait_started(self, timeout: float) -> None:
-        """Block until the worker thread runs the commit (at most ``timeout`` s)."""
 
 
 class ChunkSink(Protocol):
@@ -182,9 +178,6 @@ async def commit_overlapped(
 
     async def ahead() -> None:
         try:
-            # This task first runs once the commit's thread was asked for (the
-            # nursery's body below runs first, up to its first wait).
-            writer.wait_started(_START_WAIT)
             await read_ahead()
         except BaseException as exc:  # raised below, not as a group
             failures.append(exc)
