@@ -211,3 +211,32 @@ def test_private_output_writes_whole_or_not_at_all(tmp_path: Path) -> None:
     assert info.value.code == "log:output" and "missing" in str(info.value)
     # A pipe or a device is written in place.
     assert write_private(os.devnull, "x") == Path(os.devnull)
+
+
+def test_a_log_created_by_another_process_while_it_is_checked_is_kai(tmp_path: Path) -> None:
+    # Two kai processes open a new log at once: one creates the schema while the
+    # other checks whose file it is. Read in two statements, the check could see
+    # application_id 0 (before the other's commit) and the schema (after it), and
+    # call the log another program's (log:not_kai, seen in CI as a flaky
+    # test_several_processes_chat_into_one_log_at_once). One statement, one snapshot.
+    import sqlite3
+
+    from kai_core.log._db import _check_kai
+
+    path = tmp_path / "kai.db"
+    path.touch()  # what the creating process leaves before SQLite writes
+    checker = sqlite3.connect(path, isolation_level=None)
+    created: list[str] = []
+
+    def create_the_log_meanwhile(statement: str) -> None:
+        # The other process commits the schema just before this statement runs.
+        if "sqlite_master" in statement and not created:
+            created.append(statement)
+            EventLog(path).close()
+
+    checker.set_trace_callback(create_the_log_meanwhile)
+    try:
+        assert _check_kai(checker, path) is True
+    finally:
+        checker.close()
+    assert created  # the other process did come in between

@@ -285,10 +285,15 @@ def _check_same(path: Path, target: Path, checked: os.stat_result) -> None:
 
 def _check_kai(conn: sqlite3.Connection, path: Path) -> bool:
     """True when the file is a kai log, False when it is empty; raise otherwise."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    # One statement, so one snapshot: read apart, another kai process could
+    # commit a new log's schema in between (id 0 read before, its 32 objects
+    # after), and a kai log would be called another program's.
+    app_id, objects = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
     if app_id == APPLICATION_ID:
         return True
-    objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id == 0 and objects == 0:
         return False
     raise _error(
