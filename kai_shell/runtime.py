@@ -182,21 +182,25 @@ class Runtime:
 
     def _start_telemetry(self, plugins: Plugins) -> None:
         """Register the OpenTelemetry exporter when ``KAI_ENABLE_TELEMETRY`` or the config asks."""
-        from kai_plugins.telemetry import ENABLE_ENV, register_telemetry
+        if self._telemetry_wanted():
+            from kai_plugins.telemetry import register_telemetry
 
-        if not self._telemetry_wanted():
-            return
-        require_extra("otel", f"telemetry ({ENABLE_ENV})")
-        register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
+            register_telemetry(plugins, token=self.options.resolved_token(), warn=self.say)
 
     def _telemetry_wanted(self) -> bool:
-        """Whether telemetry is on; :raises UsageError: (exit 3) its settings are broken."""
-        from kai_plugins.telemetry import TelemetryConfigError, telemetry_enabled
+        """Whether telemetry is on; on without the ``otel`` extra, exit 3 naming it.
+
+        :raises UsageError: (exit 3) its settings are broken.
+        """
+        from kai_plugins.telemetry import ENABLE_ENV, TelemetryConfigError, telemetry_enabled
 
         try:
-            return telemetry_enabled()
+            wanted = telemetry_enabled()
         except TelemetryConfigError as exc:
             raise UsageError(str(exc), code=3) from None
+        if wanted:
+            require_extra("otel", f"telemetry ({ENABLE_ENV})")
+        return wanted
 
     def check_config(self) -> None:
         """Read what could stop the program (the policy files, the telemetry
@@ -206,10 +210,7 @@ class Runtime:
         :raises UsageError: (exit 3) as :attr:`permissions` and :attr:`plugins` would.
         """
         _ = self.permissions
-        if self._telemetry_wanted():
-            from kai_plugins.telemetry import ENABLE_ENV
-
-            require_extra("otel", f"telemetry ({ENABLE_ENV})")
+        self._telemetry_wanted()
 
     @property
     def log(self) -> EventLog | None:
