@@ -667,6 +667,8 @@ class EventStream:
         replay = self._resume_check
         position = replay.position
         writer = self._writer
+        chunks: list[Chunk] = []  # to fold and hand out
+        error: KaiStreamError | None = None
         try:
             mask = self._mask
             if mask is None:
@@ -684,7 +686,7 @@ class EventStream:
             logged = writer.sink is not None
             add_type = burst.types.append
             add_body = burst.bodies.append
-            fold = assembler.feed
+            add = chunks.append
             track = self._agent_waits is not None
             chunk: Chunk | None
             for payload in payloads:
@@ -704,20 +706,25 @@ class EventStream:
                 if tracked is not None:
                     tracked.append(payload)
                 if self._skip:
-                    # Already delivered before the resume: rebuild state only.
+                    # Already delivered before the resume: rebuild state only
+                    # (these come first: the chunks gathered so far are none).
                     self._skip -= 1
-                    fold(chunk)
+                    assembler.feed(chunk)
                     continue
                 if logged:  # one log frame per burst, straight from the payloads
                     add_type(chunk.type)
                     add_body(payload)
-                events.extend(fold(chunk))
+                add(chunk)
             if done:
                 self._done = True
         except KaiStreamError as exc:
-            exc.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
-            self._error = exc
-            burst.tail.extend(writer.stream_error(exc))
+            error = exc
+        # Folded in one call (the chunks before a malformed one too).
+        assembler.feed_into(chunks, events)
+        if error is not None:
+            error.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
+            self._error = error
+            burst.tail.extend(writer.stream_error(error))
         if position != replay.position:
             replay.advance(position, tracked)
             if self.resumes:

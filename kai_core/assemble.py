@@ -22,7 +22,7 @@ written against that keeps working, also when it feeds events built by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import msgspec
@@ -179,6 +179,32 @@ class MessageAssembler:
         """Fold one chunk into the message; return the events it maps to."""
         self._last_chunk = chunk
         return _HANDLERS[type(chunk)](self, chunk)
+
+    def feed_into(self, chunks: Iterable[c.Chunk], events: list[Event]) -> None:
+        """Fold ``chunks`` in order, adding their events to ``events``: what
+        :meth:`feed` does for each, in one call (a stream folds a read's chunks so)."""
+        handlers = _HANDLERS
+        active = self._active_text
+        add = events.append
+        chunk = None
+        for chunk in chunks:
+            if type(chunk) is c.TextDeltaChunk:
+                # The most frequent chunk, to a part that is open: _text_delta inlined.
+                part = active.get(chunk.id)  # type: ignore[arg-type]
+                if part is not None:
+                    delta = chunk.delta
+                    pieces = part.pieces
+                    pieces.append(delta)
+                    if len(pieces) >= _BLOCK:
+                        part.blocks.append("".join(pieces))
+                        pieces.clear()
+                    add(_replace(_TEXT, text=delta, chunk=chunk))
+                    continue
+            self._last_chunk = chunk
+            events.extend(handlers[type(chunk)](self, chunk))
+            active = self._active_text  # a new message (``start``) replaces it
+        if chunk is not None:
+            self._last_chunk = chunk
 
     def process_event(self, event: Event) -> None:
         """kai-client's ``SSEStreamParser.process_event``: fold one event.

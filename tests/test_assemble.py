@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from kai_core.assemble import MessageAssembler, SSEStreamParser
@@ -212,3 +213,50 @@ def test_kai_client_parser_api() -> None:
     assert set(parser.tool_calls) == {"call_000001"}
     parser.reset()
     assert parser.text == "" and not parser.finished and parser.tool_calls == {}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_feed_into_folds_as_feed_does(name: str) -> None:
+    # The stream folds a read's chunks in one call; the message and events must
+    # be feed's, chunk for chunk, whatever the fixture holds.
+    chunks = [decode_chunk(p) for p in fixture_payloads(name)]
+    one, batch = MessageAssembler(), MessageAssembler()
+    expected = [e for chunk in chunks for e in one.feed(chunk)]
+    events: list[object] = []
+    for i in range(0, len(chunks), 3):
+        batch.feed_into(chunks[i : i + 3], events)  # type: ignore[arg-type]
+    assert events == expected
+    assert batch.message == one.message and batch.usage == one.usage
+
+
+def test_feed_into_follows_a_new_message_and_deltas_without_a_start() -> None:
+    # A ``start`` with another id starts a new message (the open parts go); a
+    # delta to a part never opened, or without an id, still lands somewhere.
+    wire = [
+        {"type": "start", "messageId": "m1"},
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "one "},
+        {"type": "start", "messageId": "m2"},
+        {"type": "text-delta", "id": "t1", "delta": "two "},
+        {"type": "text-delta", "delta": "three "},
+        {"type": "text-delta", "id": "t9", "delta": "four"},
+    ]
+    chunks = [decode_chunk(msgspec.json.encode(w)) for w in wire]
+    one, batch = MessageAssembler(), MessageAssembler()
+    expected = [e for chunk in chunks for e in one.feed(chunk)]
+    events: list[object] = []
+    batch.feed_into(chunks, events)  # type: ignore[arg-type]
+    assert events == expected
+    assert batch.message == one.message
+    assert batch.message["id"] == "m2" and batch.text == "two three four"
+
+
+def test_feed_into_keeps_long_texts_whole() -> None:
+    # Past 1,024 deltas a part joins them into blocks; the text stays the same.
+    wire = [{"type": "text-start", "id": "t"}] + [
+        {"type": "text-delta", "id": "t", "delta": f"{i} "} for i in range(2500)
+    ]
+    chunks = [decode_chunk(msgspec.json.encode(w)) for w in wire]
+    batch = MessageAssembler()
+    batch.feed_into(chunks, [])
+    assert batch.text == "".join(f"{i} " for i in range(2500))

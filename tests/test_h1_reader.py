@@ -24,11 +24,11 @@ import pytest
 import trio
 
 from kai_core._h1 import body_reader
-from kai_core._http import shared_ssl_context
+from kai_core._http import RetryPolicy, Transport, shared_ssl_context, ssl_context_for
 from kai_core._stream import EventStream
 from kai_core.client import KaiClient
 from kai_core.events import Event, FinishEvent, TextEvent
-from kai_core.exceptions import KaiStreamError
+from kai_core.exceptions import KaiConnectionError, KaiStreamError
 from kai_core.testing import Emulator
 
 from .emulator_support import chat_body, http, parse_frames
@@ -146,10 +146,9 @@ async def test_a_short_content_length_body_is_a_cut() -> None:
     assert "expected" in (info.value.cause or "")
 
 
-@pytest.mark.e2e
-async def test_tls_answers_are_read_by_our_reader(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+async def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (made by openssl)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("needs the openssl command to make a certificate")
@@ -178,15 +177,13 @@ async def test_tls_answers_are_read_by_our_reader(
         capture_stdout=True,
         capture_stderr=True,
     )
-    # The process's shared TLS context is already built without the certificate;
-    # setting SSL_CERT_FILE afterwards must still take effect, as it does in httpx.
-    default_context = shared_ssl_context()
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts it (trust_env)
-    assert shared_ssl_context() is not default_context
-    assert shared_ssl_context() is shared_ssl_context()  # the CA bundle loads once
+    return cert, key
+
+
+async def _serve_tls(nursery: trio.Nursery, cert: Path, key: Path, data: bytes) -> int:
+    """Serve ``data`` as an SSE answer over TLS on a free port; return the port."""
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
-    data = fixture("hello.sse")
 
     async def handler(conn: Conn, request: Request) -> None:
         await conn.start()
@@ -199,17 +196,70 @@ async def test_tls_answers_are_read_by_our_reader(
     async def serve(stream: trio.SSLStream[trio.SocketStream]) -> None:
         await server.serve(stream)  # type: ignore[arg-type]
 
+    listeners = await nursery.start(
+        functools.partial(trio.serve_ssl_over_tcp, serve, 0, server_context, host="127.0.0.1")
+    )
+    port: int = listeners[0].transport_listener.socket.getsockname()[1]
+    return port
+
+
+@pytest.mark.e2e
+async def test_tls_answers_are_read_by_our_reader(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate
+    # The process's shared TLS context is already built without the certificate;
+    # setting SSL_CERT_FILE afterwards must still take effect, as it does in httpx.
+    default_context = shared_ssl_context()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # httpx trusts it (trust_env)
+    assert shared_ssl_context() is not default_context
+    assert shared_ssl_context() is shared_ssl_context()  # the CA bundle loads once
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            functools.partial(trio.serve_ssl_over_tcp, serve, 0, server_context, host="127.0.0.1")
-        )
-        port = listeners[0].transport_listener.socket.getsockname()[1]
+        port = await _serve_tls(nursery, cert, key, fixture("hello.sse"))
         async with KaiClient(TOKEN, "https://s", f"https://127.0.0.1:{port}") as client:
             stream = client.send_message("c1", "hi")
             events = await read_all(stream)
             assert own_reader(stream)
         nursery.cancel_scope.cancel()
     assert events == await expected_events()
+
+
+@pytest.mark.e2e
+async def test_a_plain_http_client_loads_no_ca_and_verifies_https_against_none(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client of an http:// server skips the CA bundle (its start-up's biggest
+    # cost); an https request through it, which none of its own is, must then
+    # fail the certificate check, not go unverified: even for a certificate the
+    # process trusts.
+    cert, key = certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl_context_for("http://127.0.0.1:3000")
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs() == []
+    assert ssl_context_for("https://kai.example") is shared_ssl_context()
+    async with trio.open_nursery() as nursery:
+        port = await _serve_tls(nursery, cert, key, fixture("hello.sse"))
+        transport = Transport(
+            "http://127.0.0.1:9",
+            TOKEN,
+            "https://s",
+            timeout=10,
+            stream_timeout=10,
+            stream_read_timeout=10,
+            connect_timeout=10,
+            retry=RetryPolicy(backoff=30.0),
+        )
+        request = transport.build("GET", f"https://127.0.0.1:{port}/api/chat/c1")
+        with pytest.raises(KaiConnectionError) as caught, trio.fail_after(10):
+            # A refused certificate is final: no retry waits 30 s for it.
+            await transport.send(request, retry=True)
+        await transport.aclose()
+        nursery.cancel_scope.cancel()
+    error = caught.value
+    assert error.code == "connection:tls"
+    assert error.message.endswith("failed: self-signed certificate")
+    assert "CERTIFICATE_VERIFY_FAILED" in (error.cause or "")
 
 
 # -- fallbacks ----------------------------------------------------------------------
