@@ -58,6 +58,7 @@ import collections
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
+from operator import attrgetter
 from types import TracebackType
 from typing import Any
 
@@ -94,6 +95,7 @@ from .sse import SSEDecoder
 __all__ = ["EventLogSink", "EventStream", "LogErrorHandler", "Opener", "StreamPlan"]
 
 _DONE = b"[DONE]"
+_CHUNK_TYPE = attrgetter("type")
 _TOOL_SETTLED = frozenset(
     {
         "tool-approval-request",
@@ -654,81 +656,122 @@ class EventStream:
         assert error is not None
         raise error from cause
 
-    def _feed(self, data: bytes, burst: Burst, held: int = 0) -> None:  # noqa: C901 - hot path, one call per read, its loop kept in one piece
+    def _feed(self, data: bytes, burst: Burst, held: int = 0) -> None:
         """Decode one read into ``burst``: its chunks to be logged, its events to be queued.
 
         :param held: events decoded earlier and not queued yet, besides the burst's.
         """
         assembler = self.assembler
         assert assembler is not None
-        events = burst.events
-        # The payloads of the chunks read, for the digest a resume checks against.
-        tracked: list[bytes] | None = [] if self._resume is not None else None
         replay = self._resume_check
-        position = replay.position
-        writer = self._writer
-        chunks: list[Chunk] = []  # to fold and hand out
+        chunks: list[Chunk] = []  # to fold, log and hand out
+        payloads: list[bytes] = []
+        kept: list[bytes] = []  # the payloads of ``chunks`` (whitespace is no chunk)
+        skipped: list[bytes] = []  # those of chunks delivered before a resume
         error: KaiStreamError | None = None
         try:
-            mask = self._mask
-            if mask is None:
-                payloads = self._decoder.feed_bytes(data)
-            else:
-                payloads = mask.feed(self._decoder, data)
-            if replay.pending:
-                payloads = replay.drop_replayed(payloads)
-            done = _DONE in payloads
-            if done:
-                # Anything after [DONE] is not part of the answer.
-                payloads = payloads[: payloads.index(_DONE)]
+            payloads, done = self._payloads(data)
             # The log stores text: every chunk must be UTF-8.
             check_utf8 = self._utf8.needs_payload_check(data)
-            logged = writer.sink is not None
-            add_type = burst.types.append
-            add_body = burst.bodies.append
-            add = chunks.append
-            track = self._agent_waits is not None
-            chunk: Chunk | None
-            for payload in payloads:
-                if not payload:
-                    continue
-                if check_utf8 and not payload.isascii():
-                    check_payload(payload)
-                try:
-                    chunk = decode_known_chunk(payload)
-                except DECODE_ERRORS as exc:  # data-*, unknown or malformed
-                    chunk = _decode_other(payload, exc)
-                    if chunk is None:
-                        continue
-                position += 1
-                if track and type(chunk) in _TOOL_TRACKED:
-                    self._track_tool(chunk)
-                if tracked is not None:
-                    tracked.append(payload)
-                if self._skip:
-                    # Already delivered before the resume: rebuild state only
-                    # (these come first: the chunks gathered so far are none).
-                    self._skip -= 1
-                    assembler.feed(chunk)
-                    continue
-                if logged:  # one log frame per burst, straight from the payloads
-                    add_type(chunk.type)
-                    add_body(payload)
-                add(chunk)
+            if self._skip:
+                payloads = self._fold_skipped(payloads, check_utf8, skipped)
+            kept = self._decode(payloads, check_utf8, chunks)
             if done:
                 self._done = True
         except KaiStreamError as exc:
             error = exc
-        # Folded in one call (the chunks before a malformed one too).
+            kept = [p for p in payloads if p.strip()]
+        # Everything up to a malformed chunk is folded, logged and delivered.
+        n = len(chunks)
+        if n != len(kept):
+            kept = kept[:n]
+        events = burst.events
         assembler.feed_into(chunks, events)
+        if n and self._writer.sink is not None:  # one log frame per burst, from the payloads
+            burst.types.extend(map(_CHUNK_TYPE, chunks))
+            burst.bodies.extend(kept)
         if error is not None:
             error.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
             self._error = error
-            burst.tail.extend(writer.stream_error(error))
-        if position != replay.position:
-            replay.advance(position, tracked)
+            burst.tail.extend(self._writer.stream_error(error))
+        if n or skipped:
+            if self._resume is None:
+                replay.position += len(skipped) + n
+            else:  # the payloads read, for the digest a resume checks against
+                replay.advance(
+                    replay.position + len(skipped) + n, skipped + kept if skipped else kept
+                )
             if self.resumes:
                 self._resume_left = self._resume_attempts  # progress: count anew
+
+    def _payloads(self, data: bytes) -> tuple[list[bytes], bool]:
+        """The payloads of the events one read completes, the token masked, up to
+        ``[DONE]`` (and whether it came), without those a resumed stream repeats.
+
+        :raises KaiStreamError: as :meth:`SSEDecoder.feed_bytes` and
+            :meth:`ResumeCheck.drop_replayed` do.
+        """
+        mask = self._mask
+        if mask is None:
+            payloads = self._decoder.feed_bytes(data)
+        else:
+            payloads = mask.feed(self._decoder, data)
+        replay = self._resume_check
+        if replay.pending:
+            payloads = replay.drop_replayed(payloads)
+        if _DONE in payloads:
+            # Anything after [DONE] is not part of the answer.
+            return payloads[: payloads.index(_DONE)], True
+        return payloads, False
+
+    def _decode(self, payloads: list[bytes], check_utf8: bool, chunks: list[Chunk]) -> list[bytes]:
+        """Decode ``payloads`` into ``chunks``; return the payloads that are chunks.
+
+        :raises KaiStreamError: a malformed chunk (``chunks`` has those before it).
+        """
+        kept = payloads  # unless one is whitespace only (no chunk), which is rare
+        add = chunks.append
+        track = self._agent_waits is not None
+        chunk: Chunk | None
+        for payload in payloads:  # the hot loop: one pass per chunk
+            if check_utf8 and not payload.isascii():
+                check_payload(payload)
+            try:
+                chunk = decode_known_chunk(payload)
+            except DECODE_ERRORS as exc:  # data-*, unknown, malformed or empty
+                chunk = _decode_other(payload, exc)
+                if chunk is None:
+                    kept = [p for p in payloads if p.strip()]
+                    continue
+            if track and type(chunk) in _TOOL_TRACKED:
+                self._track_tool(chunk)
+            add(chunk)
+        return kept
+
+    def _fold_skipped(
+        self, payloads: list[bytes], check_utf8: bool, skipped: list[bytes]
+    ) -> list[bytes]:
+        """Fold the chunks a resumed stream repeats before the new ones (already
+        delivered: state only, no event, no record); return the payloads after them.
+
+        :param skipped: gets the payloads of those chunks.
+        """
+        assembler = self.assembler
+        assert assembler is not None
+        for i, payload in enumerate(payloads):
+            if not self._skip:
+                return payloads[i:]
+            if check_utf8 and not payload.isascii():
+                check_payload(payload)
+            chunk = _decode_one(payload)
+            if chunk is None:
+                continue
+            if self._agent_waits is not None and type(chunk) in _TOOL_TRACKED:
+                self._track_tool(chunk)
+            skipped.append(payload)
+            self._skip -= 1
+            assembler.feed(chunk)
+        return []
 
     def _track_tool(self, chunk: Chunk) -> None:
         """Note tools announced and not yet settled (see ``agent_waits``)."""
@@ -835,6 +878,17 @@ class EventStream:
         conn = self._conn
         if conn is not None:
             await conn.aclose()
+
+
+def _decode_one(payload: bytes) -> Chunk | None:
+    """The chunk of one payload; None for whitespace only (the hot loop inlines this).
+
+    :raises KaiStreamError: a malformed chunk.
+    """
+    try:
+        return decode_known_chunk(payload)
+    except DECODE_ERRORS as exc:
+        return _decode_other(payload, exc)
 
 
 def _decode_other(payload: bytes, error: Exception) -> Chunk | None:
