@@ -729,7 +729,7 @@ class EventStream:
 
         :raises KaiStreamError: a malformed chunk (``chunks`` has those before it).
         """
-        kept = payloads  # unless one is whitespace only (no chunk), which is rare
+        blank = False  # a payload was whitespace only (no chunk), which is rare
         add = chunks.append
         track = self._agent_waits is not None
         chunk: Chunk | None
@@ -741,12 +741,12 @@ class EventStream:
             except DECODE_ERRORS as exc:  # data-*, unknown, malformed or empty
                 chunk = _decode_other(payload, exc)
                 if chunk is None:
-                    kept = [p for p in payloads if p.strip()]
+                    blank = True
                     continue
             if track and type(chunk) in _TOOL_TRACKED:
                 self._track_tool(chunk)
             add(chunk)
-        return kept
+        return [p for p in payloads if p.strip()] if blank else payloads
 
     def _fold_skipped(
         self, payloads: list[bytes], check_utf8: bool, skipped: list[bytes]
