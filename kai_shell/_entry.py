@@ -3,7 +3,8 @@
 Kept apart from :mod:`kai_shell.cli` so that a ``kai`` installed without its
 extra says in one line what to install, instead of a traceback about click.
 ``--version`` alone is answered here, before click is imported: click and
-``importlib.metadata`` would take most of its time (issue 16).
+``importlib.metadata`` would take most of its time (issue 16); so is a
+plain ``kai-shell`` command line (:mod:`kai_shell.shell.options`).
 """
 
 from __future__ import annotations
@@ -54,6 +55,14 @@ def kai_shell() -> None:
     _require_cli("kai-shell")  # first: a lean install says what to install, even to --version
     _answer_version("kai-shell")
     _httpx_cli.install()
-    from .shell.launch import main
+    from .shell.options import parse_plain
 
-    main()
+    params = parse_plain(sys.argv[1:])
+    if params is None:  # --help, a mistake, anything not plain: click's
+        from .shell.command import command
+
+        command()
+    else:
+        from .shell.launch import run
+
+        run(**params)

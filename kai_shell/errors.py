@@ -29,11 +29,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
-
-import click
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kai_core.sanitize import for_terminal
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = [
     "EXIT_CODES",
@@ -133,8 +134,23 @@ def fail(message: str, code: int) -> NoReturn:
     server (an error body, a reason), and stderr reaches the terminal even
     when stdout is piped.
     """
-    click.echo(f"kai: error: {for_terminal(message)}", err=True)
+    _say(f"kai: error: {for_terminal(message)}")
     sys.exit(code)
+
+
+def _say(line: str, end: str = "\n") -> None:
+    """A line on stderr (click is not imported for it: kai-shell may run without click)."""
+    sys.stderr.write(line + end)
+    sys.stderr.flush()
+
+
+def _from_click(exc: BaseException) -> bool:
+    """Whether ``exc`` is click's (a usage error, an exit, an abort): those are
+    click's to report. Without click loaded there can be none."""
+    click = sys.modules.get("click")
+    return click is not None and isinstance(
+        exc, (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+    )
 
 
 def require_extra(extra: str, feature: str) -> None:
@@ -157,11 +173,11 @@ def reported(debug: bool | None = None) -> Iterator[None]:
     """
     try:
         yield
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-        raise
     except BaseExceptionGroup as group:
         _report(_first_leaf(group), debug)
     except Exception as exc:
+        if _from_click(exc):
+            raise
         _report(exc, debug)
     except KeyboardInterrupt as exc:
         _report(exc, debug)
@@ -187,7 +203,7 @@ def _report(exc: BaseException, debug: bool | None) -> NoReturn:
         _maybe_traceback(debug)
         fail(f"{exc}{_hint(exc)}", exit_code_for(exc))
     if isinstance(exc, KeyboardInterrupt):
-        click.echo("\nkai: interrupted", err=True)
+        _say("\nkai: interrupted")
         sys.exit(EXIT_CODES["interrupted"])
     if isinstance(exc, BrokenPipeError):
         _quiet_broken_pipe()
@@ -195,7 +211,7 @@ def _report(exc: BaseException, debug: bool | None) -> NoReturn:
         _maybe_traceback(debug)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         fail(f"{exc.strerror or exc}{where}", EXIT_CODES["error"])
-    if isinstance(exc, (SystemExit, click.exceptions.ClickException, click.exceptions.Exit)):
+    if isinstance(exc, SystemExit) or _from_click(exc):
         raise exc
     # A bug of ours: still one line, the traceback only with --debug.
     _maybe_traceback(debug)
@@ -241,7 +257,7 @@ def _log_warnings_as_lines() -> Iterator[None]:
     def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         # By name: a command that never opens the log does not import it.
         if category.__name__ == "SkippedRecordWarning":
-            click.echo(f"kai: warning: {message}", err=True)
+            _say(f"kai: warning: {message}")
         else:
             shown(message, category, *args, **kwargs)
 
@@ -253,11 +269,12 @@ def _log_warnings_as_lines() -> Iterator[None]:
 
 
 def _maybe_traceback(debug: bool | None) -> None:
-    if debug is None:
+    click = sys.modules.get("click")  # not loaded: no click context to look in
+    if debug is None and click is not None:
         ctx = click.get_current_context(silent=True)
         runtime = ((ctx.find_root().obj or {}) if ctx else {}).get("runtime")
         debug = bool(runtime and runtime.options.debug)
     if debug:
         import traceback
 
-        click.echo(for_terminal(traceback.format_exc(), multiline=True), err=True, nl=False)
+        _say(for_terminal(traceback.format_exc(), multiline=True), end="")

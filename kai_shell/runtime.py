@@ -117,6 +117,7 @@ class Runtime:
     report: Any = field(default=None)
     _plugins: Plugins | None = None
     _permissions: PermissionSet | None = None
+    _policy_files: list[tuple[str, Path]] | None = None  # what check_config found
     _log: EventLog | None = None
     _log_opened: bool = False
 
@@ -138,10 +139,13 @@ class Runtime:
             policy forbids ``--auto-approve`` and it was given.
         """
         if self._permissions is None:
-            from kai_core.permissions import PolicyError, load_permissions
+            from kai_core.permissions import PermissionSet, PolicyError, load_permissions
 
             try:
-                permissions = load_permissions(self.options.policy)
+                if self._policy_files == []:  # none applied when check_config looked
+                    permissions = PermissionSet()
+                else:
+                    permissions = load_permissions(self.options.policy)
                 if self.options.auto_approve:
                     permissions.refuse_auto_approve()
             except PolicyError as exc:
@@ -207,9 +211,19 @@ class Runtime:
         settings) without loading the plugins: kai-shell's early prompt
         (:mod:`kai_shell.shell.early`) shows only once this has passed.
 
+        No policy file applies (the usual case): nothing of them can stop the
+        program, and the rule engine is not imported here (kai-shell's first
+        prompt comes sooner); :attr:`permissions` is then the empty set, as
+        decided here, not looked up again.
+
         :raises UsageError: (exit 3) as :attr:`permissions` and :attr:`plugins` would.
         """
-        _ = self.permissions
+        if self._permissions is None:
+            from kai_core._policy_files import find_policy_files
+
+            self._policy_files = find_policy_files(self.options.policy)
+            if self._policy_files:
+                _ = self.permissions
         self._telemetry_wanted()
 
     @property

@@ -222,7 +222,7 @@ def mentions() -> Iterator[Mention]:
 
 def programs() -> dict[str, click.Command]:
     from kai_shell.cli import main as kai
-    from kai_shell.shell.launch import main as kai_shell
+    from kai_shell.shell.command import command as kai_shell
 
     return {"kai": kai, "kai-shell": kai_shell}
 

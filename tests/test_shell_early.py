@@ -40,6 +40,36 @@ async def test_a_broken_policy_file_stops_the_shell_before_any_prompt(
     await in_thread(dialogue)
 
 
+async def test_a_broken_project_policy_or_a_managed_ban_stops_the_shell_before_any_prompt(
+    tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    # A plain command line (parsed without click) and policy files found, not
+    # named: the rules are still read before the prompt shows.
+    project = tmp_path / ".kai" / "policy.toml"
+    project.parent.mkdir()
+    project.write_text('[permissions]\ndeny = ["a(b"]\n')
+    managed = tmp_path / "managed.toml"
+    managed.write_text("[permissions]\ndisable_auto_approve = true\n")
+
+    def stopped(*args: str, env: dict[str, str] | None = None) -> str:
+        child = spawn(tmp_path, "--offline", *args, env_extra=env)
+        children.append(child)
+        child.expect(pexpect.EOF)
+        child.close()
+        shown = child.before or ""
+        assert child.exitstatus == 3, shown
+        assert not PROMPT.search(shown), shown
+        return shown
+
+    def dialogue() -> None:
+        assert f"{project}:2: deny: rule 'a(b'" in stopped()
+        project.unlink()
+        banned = stopped("--auto-approve", env={"KAI_MANAGED_POLICY": str(managed)})
+        assert f"{managed}:2: disable_auto_approve" in banned
+
+    await in_thread(dialogue)
+
+
 async def test_keys_typed_before_the_prompt_shows_are_kept(
     tmp_path: Path, children: list[pexpect.spawn]
 ) -> None:

@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,15 +22,15 @@ HEAVY = ("httpx", "trio", "hypercorn", "h2", "sqlite3", "starlette", "click", "p
 """Packages ``import kai_core.client`` must not load."""
 
 
-def _modules_after(code: str) -> set[str]:
+def _modules_after(code: str, **run: Any) -> set[str]:
     probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, **run
     )
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
-def loaded_after(code: str) -> set[str]:
+def loaded_after(code: str, **run: Any) -> set[str]:
     """The modules a fresh interpreter has after running ``code`` and not before.
 
     What the interpreter loads by itself is not ``code``'s doing: under CI's
@@ -38,7 +39,7 @@ def loaded_after(code: str) -> set[str]:
     submodule's import brings its package first (``httpx._main``, kai's
     stand-in, alone is no httpx).
     """
-    return _modules_after(code) - _modules_after("pass")
+    return _modules_after(code, **run) - _modules_after("pass", **run)
 
 
 def test_importing_the_client_loads_no_network_stack_or_database() -> None:
@@ -107,6 +108,34 @@ def test_version_with_more_arguments_is_click_s(program: str) -> None:
     )
     assert done.returncode == 2
     assert "No such option" in done.stderr
+
+
+FIRST_PROMPT = """
+import sys
+from kai_shell.shell.launch import run
+from kai_shell.shell.options import parse_plain
+from kai_shell.runtime import Options, Runtime
+import kai_shell.shell.prompt
+params = parse_plain(["--offline", "--db", "kai.db", "--service", "agent"])
+assert params is not None
+Runtime(Options(db=params["db"])).check_config()
+"""
+"""What ``kai-shell`` does before its first prompt shows (see kai_shell/shell/early.py)."""
+
+
+def test_the_shell_s_first_prompt_needs_no_click_and_no_rule_engine(tmp_path: Path) -> None:
+    import os
+
+    # No policy file applies here: nothing to read, so nothing to read it with.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    env.pop("KAI_MANAGED_POLICY", None)
+    loaded = loaded_after(FIRST_PROMPT, cwd=tmp_path, env=env)
+    assert "prompt_toolkit" in loaded  # the probe got that far
+    assert sorted(loaded & {"click", "msgspec", "kai_core.permissions", "trio"}) == []
+    # With a policy file, the rules are read before the prompt (a broken one stops it).
+    (tmp_path / ".kai").mkdir()
+    (tmp_path / ".kai" / "policy.toml").write_text('[permissions]\nallow = ["list_*"]\n')
+    assert "kai_core.permissions" in loaded_after(FIRST_PROMPT, cwd=tmp_path, env=env)
 
 
 def _env_tracing_imports() -> dict[str, str]:

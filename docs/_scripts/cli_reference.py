@@ -149,7 +149,7 @@ def _exit_codes() -> list[str]:
 def render() -> str:
     """The whole page."""
     from kai_shell.cli import main as kai
-    from kai_shell.shell.launch import main as kai_shell
+    from kai_shell.shell.command import command as kai_shell
 
     lines = [HEADER]
     lines += _command(_context(kai, "kai", None), 2)

@@ -27,6 +27,13 @@ from typing import Any, Final
 
 import msgspec
 
+from .._policy_files import (
+    ENV_MANAGED_POLICY,
+    MANAGED_POLICY_PATH,
+    PROJECT_POLICY,
+    find_policy_files,
+    user_policy_path,
+)
 from .files import PolicyError, PolicyFile, read_policy_file
 from .rules import ACTIONS, Action, Rule, allowable_name, parse_rule, strict_text
 
@@ -45,9 +52,6 @@ __all__ = [
 
 SCOPES: Final = ("managed", "user", "project", "command-line")
 """The scopes, in the order they are read."""
-ENV_MANAGED_POLICY: Final = "KAI_MANAGED_POLICY"
-MANAGED_POLICY_PATH: Final = Path("/etc/kai/policy.toml")
-PROJECT_POLICY: Final = Path(".kai") / "policy.toml"
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,49 +197,6 @@ def _setting_line(path: Path, key: str) -> int | None:
     except OSError:
         return None
     return next((n for n, s in enumerate(lines, 1) if s.strip().startswith(key)), None)
-
-
-def user_policy_path() -> Path:
-    """``policy.toml`` in kai's config folder (``~/.config/kai/policy.toml`` on Linux)."""
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("kai")) / "policy.toml"
-
-
-def _project_policy(cwd: Path) -> Path | None:
-    for folder in (cwd, *cwd.parents):
-        candidate = folder / PROJECT_POLICY
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def find_policy_files(
-    command_line: str | os.PathLike[str] | None = None,
-    *,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] = os.environ,
-) -> list[tuple[str, Path]]:
-    """``(scope, path)`` of every policy file that applies, in scope order.
-
-    A file named by ``$KAI_MANAGED_POLICY`` or ``--policy`` is listed even when
-    missing (reading it is then an error); the others only when they exist.
-    """
-    found: list[tuple[str, Path]] = []
-    managed_env = environ.get(ENV_MANAGED_POLICY)
-    if managed_env:
-        found.append(("managed", Path(managed_env)))
-    elif MANAGED_POLICY_PATH.exists():
-        found.append(("managed", MANAGED_POLICY_PATH))
-    user = user_policy_path()
-    if user.exists():
-        found.append(("user", user))
-    project = _project_policy(cwd or Path.cwd())
-    if project is not None:
-        found.append(("project", project))
-    if command_line is not None:
-        found.append(("command-line", Path(command_line)))
-    return found
 
 
 def load_permissions(

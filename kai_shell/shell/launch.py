@@ -1,9 +1,10 @@
-"""The ``kai-shell`` command: its options, then the early prompt and the shell.
+"""The ``kai-shell`` command once its options are parsed: the early prompt, then the shell.
 
 Kept apart from :mod:`kai_shell.repl` so that the first prompt
 (:mod:`.early`) can show before ``repl`` brings in trio and the rest
-(issue 16): this module imports click, the runtime's options and the early
-prompt only.
+(issue 16): this module imports the runtime's options and the early prompt
+only, and no click (a plain command line is parsed without it, see
+:mod:`.options`; click's command is :mod:`.command`).
 """
 
 from __future__ import annotations
@@ -12,52 +13,18 @@ import signal
 import sys
 from typing import Any
 
-import click
-
 from kai_core.exceptions import KaiError
 from kai_core.sanitize import for_terminal
 
 from ..runtime import Options, Runtime, UsageError, fill_from_environment
 from .commands import CommandRegistry
 from .early import open_early
-from .theme import THEMES
 
-__all__ = ["main"]
+__all__ = ["run"]
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="kai", prog_name="kai-shell", message="%(prog)s %(version)s")
-@click.option("--token", help="Keboola Storage API token (or STORAGE_API_TOKEN).")
-@click.option("--url", help="Keboola Storage API URL (or STORAGE_API_URL).")
-@click.option("--base-url", help="Kai API base URL; skips discovery (or KAI_BASE_URL).")
-@click.option(
-    "--service",
-    type=click.Choice(["agent", "assistant"]),
-    help="Backend to discover (or KAI_SERVICE): agent (current) or assistant (legacy).",
-)
-@click.option("--db", type=click.Path(dir_okay=False), help="Event log file (or KAI_DB).")
-@click.option("--no-log", is_flag=True, help="Do not record this session in the event log.")
-@click.option("--renderer", help="How answers are shown: markdown, plain, json, or a plugin's.")
-@click.option("--policy", type=click.Path(dir_okay=False), help="Approval rules file (TOML).")
-@click.option("--auto-approve", is_flag=True, help="Approve tool calls no policy decided.")
-@click.option("--vote", is_flag=True, help="Ask for a vote after each answer.")
-@click.option("--chat-id", help="Continue this chat (its id, or a prefix of it).")
-@click.option("--offline", is_flag=True, help="Do not connect: only recorded chats.")
-@click.option(
-    "--theme",
-    type=click.Choice(THEMES),
-    help="Colours for a dark or light terminal (or KAI_THEME; default: from COLORFGBG, else dark).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def main(chat_id: str | None, offline: bool, **options: Any) -> None:
-    """kai-shell: chat with Kai; every chat recorded, searchable, replayable offline.
-
-    \b
-    Keys: Enter sends, Esc-Enter (Alt-Enter) adds a line, Ctrl-C stops an
-    answer or clears the line, Ctrl-R searches history, Ctrl-X Ctrl-E edits
-    in $EDITOR, Ctrl-D quits. Type /help in the shell for its commands.
-    """
-
+def run(chat_id: str | None, offline: bool, **options: Any) -> None:
+    """The shell, with its options parsed: the early prompt, then the rest under trio."""
     fill_from_environment(options, "kai-shell")
     runtime = Runtime(Options(**options))
     try:
@@ -79,10 +46,10 @@ def main(chat_id: str | None, offline: bool, **options: Any) -> None:
     except KeyboardInterrupt:  # only before the shell owns SIGINT
         sys.exit(130)
     except UsageError as exc:
-        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
+        print(f"kai-shell: error: {for_terminal(str(exc))}", file=sys.stderr)
         sys.exit(exc.code)
     except KaiError as exc:
-        click.echo(f"kai-shell: error: {for_terminal(str(exc))}", err=True)
+        print(f"kai-shell: error: {for_terminal(str(exc))}", file=sys.stderr)
         sys.exit(1)
 
 
