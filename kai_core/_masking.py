@@ -13,6 +13,7 @@ rewritten; every other payload keeps its exact bytes.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import msgspec
@@ -39,12 +40,19 @@ class TokenMask:
         # any, and the short form of '/' (the others, \" \\ \b ..., are for
         # characters no token has).
         self._escapes = (b"\\u", b"\\/") if b"/" in self.token else (b"\\u",)
+        # The same as a pattern, for a whole read: the regex engine looks for the
+        # backslash first, where ``b"\\u" in data`` is slow on text full of "u".
+        self._escape_pattern = re.compile(rb"\\[u/]" if b"/" in self.token else rb"\\u")
 
     def __call__(self, data: bytes) -> bytes:
         """``data`` with the token masked, raw and JSON-escaped."""
         if self.token in data:
             data = data.replace(self.token, MASK)
         return self.escaped(data)
+
+    def has_escape(self, data: bytes) -> bool:
+        """Whether ``data`` holds an escape that can spell a token character."""
+        return self._escape_pattern.search(data) is not None
 
     def escaped(self, data: bytes) -> bytes:
         """``data`` with a JSON-escaped token masked (raw ones already are).

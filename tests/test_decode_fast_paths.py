@@ -74,6 +74,15 @@ def test_token_mask_escaped_agrees_with_the_general_path(
     assert mask.escaped(data) == escaped_general(mask, data)
 
 
+@settings(max_examples=200, deadline=None)
+@given(text=st.lists(_pieces, max_size=8).map("".join), slash=st.booleans())
+def test_has_escape_finds_what_a_substring_search_finds(text: str, slash: bool) -> None:
+    # A read is looked at payload by payload only when it has such an escape.
+    mask = TokenMask(TOKEN if slash else TOKEN.replace("/", "-"))
+    data = text.encode()
+    assert mask.has_escape(data) == any(e in data for e in mask._escapes)
+
+
 def test_a_payload_without_backslash_is_returned_as_is() -> None:
     mask = TokenMask(TOKEN)
     data = b'{"type":"text-delta","delta":"hi"}'

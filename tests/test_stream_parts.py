@@ -107,6 +107,7 @@ def _escaped(at: int) -> bytes:
 ECHO = (
     b'data: {"type":"start","messageId":"m"}\n\n'
     b'data: {"type":"text-delta","id":"t","delta":"raw ' + TOKEN.encode() + b'"}\n\n'
+    b'data: {"type":"text-delta","id":"t","delta":"a line\\nand \\"quotes\\""}\n\n'
     b'data: {"type":"text-delta","id":"t","delta":"escaped ' + _escaped(5) + b'"}\n\n'
     b'data: {"type":"text-delta","id":"t","delta":"twice ' + TOKEN.encode() * 2 + b'"}\n\n'
     b'data: {"type":"finish","finishReason":"stop"}\n\n'
@@ -114,6 +115,7 @@ ECHO = (
 MASKED = [
     b'{"type":"start","messageId":"m"}',
     b'{"type":"text-delta","id":"t","delta":"raw ***"}',
+    b'{"type":"text-delta","id":"t","delta":"a line\\nand \\"quotes\\""}',
     b'{"type":"text-delta","id":"t","delta":"escaped ***"}',
     b'{"type":"text-delta","id":"t","delta":"twice ******"}',
     b'{"type":"finish","finishReason":"stop"}',

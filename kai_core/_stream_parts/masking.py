@@ -7,9 +7,10 @@ every payload for it would cost a search per chunk; :class:`StreamMask`
 searches each read once (and the seam with the read before), remembers when
 the SSE decoder still holds part of an event that had the token, and only
 then replaces it in the payloads. The JSON-escaped spellings are left to
-:meth:`TokenMask.escaped`, asked only about the payloads of a read that has a
-backslash (or while the decoder holds an event that had one): every escape
-starts with one, and most reads have none.
+:meth:`TokenMask.escaped`, asked only about the payloads of a read that has
+an escape that can spell a token character (``\\u``, and ``\\/`` for a token
+with a slash), or while the decoder holds an event with a backslash from an
+earlier read (the escape may be cut after it): most reads have neither.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ class StreamMask:
     :param mask: the token's mask (8 characters or more: see :func:`for_secret`).
     """
 
-    __slots__ = ("_escaped", "_held", "_held_escape", "_keep", "_tail", "token")
+    __slots__ = ("_escaped", "_has_escape", "_held", "_held_escape", "_keep", "_tail", "token")
 
     def __init__(self, mask: TokenMask) -> None:
         self.token = mask.token
         self._escaped = mask.escaped
+        self._has_escape = mask.has_escape
         self._keep = len(self.token) - 1  # bytes of a read that may start a split token
         self._tail = b""  # the end of the last read, for a token split across reads
         self._held = False  # the decoder holds part of an event that had the token
@@ -67,7 +69,19 @@ class StreamMask:
         # ... nor spelled with a JSON escape (kai-secret-DEADBEE\u0046). The
         # backslash may have come in an earlier read of a payload ending here.
         if self._held_escape or 0x5C in data:
-            escaped = self._escaped
-            payloads = [escaped(p) for p in payloads]
-            self._held_escape = decoder.has_pending
+            # Most backslashes are a text's \n or \": only a read with an escape
+            # that can spell a token character (or after such a backslash) has
+            # its payloads looked at one by one.
+            if self._held_escape or self._has_escape(data):
+                escaped = self._escaped
+                payloads = [escaped(p) for p in payloads]
+            self._held_escape = decoder.has_pending and self._backslash_held(data)
         return payloads
+
+    @staticmethod
+    def _backslash_held(data: bytes) -> bool:
+        """Whether the event the decoder holds may have a backslash (given one
+        in ``data``, or held from before): one after this read's last blank
+        line. With no blank line seen (none, or only ``\\r``-ended lines), it may."""
+        end = data.rfind(b"\n\n")
+        return end < 0 or data.find(0x5C, end) >= 0
