@@ -690,6 +690,8 @@ class EventStream:
         if n and self._writer.sink is not None:  # one log frame per burst, from the payloads
             burst.types.extend(map(_CHUNK_TYPE, chunks))
             burst.bodies.extend(kept)
+            if self._decoder.multiline:
+                burst.newline_free = False
         if error is not None:
             error.events_delivered = self.events_delivered + len(self._queue) + held + len(events)
             self._error = error

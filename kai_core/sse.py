@@ -52,7 +52,7 @@ class SSEDecoder:
         decoder.feed(b"ta: [DONE]\\n\\n")                 # ['[DONE]']
     """
 
-    __slots__ = ("_max", "_pending", "_pending_size", "_skip_lf", "_started")
+    __slots__ = ("_max", "_pending", "_pending_size", "_skip_lf", "_started", "multiline")
 
     def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
         if max_event_size <= 0:
@@ -66,6 +66,9 @@ class SSEDecoder:
         self._skip_lf = False
         # False until the first bytes are seen (the BOM is only dropped there).
         self._started = False
+        self.multiline = False
+        """True once a payload of several ``data`` lines (so with a newline) was
+        returned; until then none has a newline (the event log's frames rely on it)."""
 
     @property
     def max_event_size(self) -> int:
@@ -155,15 +158,14 @@ class SSEDecoder:
         self._pending.append(data)
         return []
 
-    @staticmethod
-    def _decode_event(event: bytes, out: list[bytes]) -> None:
+    def _decode_event(self, event: bytes, out: list[bytes]) -> None:
         """The general case: several lines, comments, other fields, blank lines."""
         data: list[bytes] | None = None
         for line in event.split(b"\n"):
             if not line:
                 # A blank line inside the block ("\n\n\n"): dispatch what we have.
                 if data is not None:
-                    out.append(b"\n".join(data))
+                    self._dispatch(data, out)
                     data = None
             elif line.startswith(b"data"):
                 if len(line) == 4:
@@ -178,7 +180,12 @@ class SSEDecoder:
                     data.append(value)
             # Comments (":...") and every other field are ignored.
         if data is not None:
-            out.append(b"\n".join(data))
+            self._dispatch(data, out)
+
+    def _dispatch(self, data: list[bytes], out: list[bytes]) -> None:
+        if len(data) > 1:
+            self.multiline = True
+        out.append(b"\n".join(data))
 
     def _too_large(self) -> KaiStreamError:
         return KaiStreamError(

@@ -50,9 +50,15 @@ def test_the_same_rows_as_append_of_the_records(tmp_path: Path) -> None:
             == 3
         )
         assert a.append([LogRecord("c1", "t1", "server", "finish", b"{}"), error]) == 5
-        assert b.append_chunks("c1", "t1", TYPES, BODIES) == 3
+        assert b.append_chunks("c1", "t1", TYPES, BODIES, newline_free=True) == 3
         assert b.append_chunks("c1", "t1", ["finish"], [b"{}"], [error], utf8_checked=True) == 5
         assert b.append_chunks("c1", "t1", [], []) == 0  # nothing: no row
+        # Bodies with newlines (SSE data of several lines): their sizes are kept.
+        multi = [b'{"type":\n"start-step"}', b'{"type":"finish-step"}']
+        a.append(
+            [LogRecord("c1", "t1", "server", t, x) for t, x in zip(["s", "f"], multi, strict=True)]
+        )
+        b.append_chunks("c1", "t1", ["s", "f"], multi)
         assert _rows(b.path) == _rows(a.path)  # the same frames, byte for byte
         strip = [(e.seq, e.chat_id, e.turn, e.origin, e.type, e.body) for e in a.events()]
         assert [(e.seq, e.chat_id, e.turn, e.origin, e.type, e.body) for e in b.events()] == strip

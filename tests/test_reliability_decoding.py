@@ -128,6 +128,8 @@ def _chunk_payloads() -> st.SearchStrategy[list[bytes]]:
         st.just({"type": "start-step"}),
         st.just({"type": "finish-step"}),
         st.sampled_from([b"", b" ", b"\t  "]),  # an event of whitespace only: no chunk
+        # JSON over several data lines: a payload with newlines (logged with its sizes)
+        st.sampled_from([b'{"type":\n"start-step"}', b'{\n"type":"data-note",\n"data":1}']),
     )
     body = st.lists(one, max_size=30)
     return body.map(
@@ -161,7 +163,8 @@ def test_generated_streams_split_anywhere_are_delivered_and_logged_exactly(
     shared_log: EventLog, payloads: list[bytes], cuts: list[int], crlf: bool
 ) -> None:
     nl = b"\r\n" if crlf else b"\n"
-    data = b"".join(b"data: " + p + nl + nl for p in payloads) + b"data: [DONE]" + nl + nl
+    lines = [b"data: " + p.replace(b"\n", nl + b"data: ") for p in payloads]
+    data = b"".join(line + nl + nl for line in lines) + b"data: [DONE]" + nl + nl
     whole = run([data])
     split = run(split_at(data, cuts), log=shared_log)
     assert whole.error is None and split.error is None

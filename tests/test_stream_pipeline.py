@@ -84,8 +84,10 @@ class GatedSink:
         then: Sequence[LogRecord] = (),
         *,
         utf8_checked: bool = False,
+        newline_free: bool = False,
     ) -> object:
         assert utf8_checked  # the stream checked the payloads
+        assert newline_free == all(b"\n" not in b for b in bodies)  # its decoder knows
         if threading.get_ident() != self.main:
             self.entered.set()
             assert self.gate.wait(30)

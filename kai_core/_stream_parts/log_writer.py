@@ -188,9 +188,16 @@ class LogWriter:
         """Append a burst's records, in one call; any thread when the sink has ``append_chunks``."""
         chunks = self._chunks
         if chunks is not None:
-            # The stream checked every payload as UTF-8 (Utf8Check): not decoded again.
+            # The stream checked every payload as UTF-8 (Utf8Check): not decoded again;
+            # and its decoder knows whether one has a newline: not searched again.
             chunks.append_chunks(
-                self.chat_id, burst.turn, burst.types, burst.bodies, burst.tail, utf8_checked=True
+                self.chat_id,
+                burst.turn,
+                burst.types,
+                burst.bodies,
+                burst.tail,
+                utf8_checked=True,
+                newline_free=burst.newline_free,
             )
         elif self.sink is not None:
             self.sink.append(burst.records(self.chat_id))

@@ -69,6 +69,7 @@ class ChunkSink(Protocol):
         then: Sequence[LogRecord] = (),
         *,
         utf8_checked: bool = False,
+        newline_free: bool = False,
     ) -> object:
         """Write the chunks, then ``then``, durably in one transaction; thread-safe."""
 
@@ -96,7 +97,8 @@ class Burst:
     """What one burst of reads brought.
 
     :attr:`types` and :attr:`bodies`: its server chunks (wire type, exact
-    payload), logged as one frame; :attr:`tail`: client records logged after
+    payload), logged as one frame (:attr:`newline_free`: no body has a
+    newline, as the SSE decoder knows); :attr:`tail`: client records logged after
     them (a ``stream-error``); :attr:`events`: what the caller gets once they
     are committed; :attr:`size`: bytes read. :attr:`ending` is what stopped
     the reading (None: the burst was complete), :attr:`kind` says which:
@@ -114,6 +116,7 @@ class Burst:
         "error",
         "events",
         "kind",
+        "newline_free",
         "size",
         "tail",
         "turn",
@@ -127,6 +130,7 @@ class Burst:
         self.tail: list[LogRecord] = []
         self.events: list[Event] = []
         self.size = 0
+        self.newline_free = True  # no payload has a newline (see SSEDecoder.multiline)
         self.kind = ""
         self.ending: BaseException | None = None
         self.done = False

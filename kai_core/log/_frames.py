@@ -151,12 +151,16 @@ def make_frame(
     bodies: list[Any],
     *,
     utf8_checked: bool = False,
+    newline_free: bool = False,
 ) -> Frame:
     """One frame from its records' parts, checked.
 
     :param utf8_checked: the caller has already checked that every body is
         UTF-8 (the client's stream checks each read it decodes): the bodies
         are not decoded again. Everything else is checked as usual.
+    :param newline_free: the caller knows that no body has a newline (the
+        separator): the joined frame is not searched for one, and the
+        frame has no ``sizes``.
     :raises KaiLogError: an origin other than server/client, or a body that is not UTF-8.
     """
     if origin != "server" and origin != "client":
@@ -170,7 +174,7 @@ def make_frame(
         _check_utf8(joined, bodies, types)
     n = len(bodies)
     sizes = None
-    if n > 1 and joined.count(_SEP) != n - 1:
+    if n > 1 and not newline_free and joined.count(_SEP) != n - 1:
         sizes = _sizes([b if type(b) is bytes else bytes(b) for b in bodies])
     return (n, chat_id, turn, ts, origin, _types_json(types), joined, sizes)
 

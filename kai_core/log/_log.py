@@ -180,6 +180,7 @@ class EventLog:
         then: Sequence[LogRecord] = (),
         *,
         utf8_checked: bool = False,
+        newline_free: bool = False,
     ) -> int:
         """Append a burst of server chunks, then ``then``, in one transaction.
 
@@ -195,6 +196,8 @@ class EventLog:
         :param utf8_checked: the caller has checked that every body is UTF-8
             (the stream checks each read): the bodies are not decoded again.
             ``then`` is always checked.
+        :param newline_free: the caller knows that no body has a newline (the
+            stream's SSE decoder does): the frame's bodies are not searched for one.
         :returns: the ``seq`` of the last record (0 when there is none).
         :raises KaiLogError: as :meth:`append`; nothing is then stored.
         """
@@ -204,7 +207,18 @@ class EventLog:
             )
         now = time.time()
         frames = (
-            [make_frame(chat_id, turn, now, "server", types, bodies, utf8_checked=utf8_checked)]
+            [
+                make_frame(
+                    chat_id,
+                    turn,
+                    now,
+                    "server",
+                    types,
+                    bodies,
+                    utf8_checked=utf8_checked,
+                    newline_free=newline_free,
+                )
+            ]
             if bodies
             else []
         )
